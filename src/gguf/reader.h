@@ -58,6 +58,8 @@ class Reader {
   uint32_t version() const { return version_; }
   size_t alignment() const { return alignment_; }
   size_t file_size() const { return bytes_.size(); }
+  // Where the tensor data section starts (TensorInfo::offset is relative to it).
+  size_t data_offset() const { return data_offset_; }
 
   // Metadata in file order.
   const std::vector<std::pair<std::string, Value>>& metadata() const { return kv_; }
@@ -96,6 +98,9 @@ class Reader {
   std::map<std::string, size_t, std::less<>> kv_index_;
   std::vector<TensorInfo> tensors_;
   std::map<std::string, size_t, std::less<>> tensor_index_;
+  size_t data_offset_ = 0;
+
+  void parse_image();  // fills everything above from bytes_
 };
 
 }  // namespace chorus::gguf

@@ -18,6 +18,12 @@ enum class TensorType : uint32_t {
   kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8,
   kQ8_1 = 9, kQ2_K = 10, kQ3_K = 11, kQ4_K = 12, kQ5_K = 13, kQ6_K = 14,
   kQ8_K = 15, kBF16 = 30,
+  // Known to GGUF but not dequantized by chorus (supported = false): listed so
+  // that files holding them still open, show in `chorus info`, and fail with a
+  // clear message only when such a tensor is actually used.
+  kIQ2_XXS = 16, kIQ2_XS = 17, kIQ3_XXS = 18, kIQ1_S = 19, kIQ4_NL = 20,
+  kIQ3_S = 21, kIQ2_S = 22, kIQ4_XS = 23, kI8 = 24, kI16 = 25, kI32 = 26,
+  kI64 = 27, kF64 = 28, kIQ1_M = 29, kTQ1_0 = 34, kTQ2_0 = 35, kMXFP4 = 39,
 };
 
 struct TypeTraits {
@@ -26,6 +32,9 @@ struct TypeTraits {
   size_t block_bytes;     // bytes per block
   bool supported;         // chorus can dequantize it
 };
+
+// "uint32", "string", "array", ...; "unknown" for codes outside the enum.
+std::string_view value_type_name(ValueType type);
 
 // Traits of a type code read from a file; nullptr when the code is unknown.
 const TypeTraits* find_type_traits(uint32_t code);

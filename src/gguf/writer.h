@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -33,8 +34,9 @@ class Writer {
   void add_tensor(std::string name, TensorType type, std::vector<int64_t> dims,
                   std::span<const uint8_t> data);  // data copied now
 
-  // Writes the file (alignment 32). `progress(done, total)` is called after
-  // each tensor. Throws Error when the path cannot be written.
+  // Writes the file (alignment 32, or general.alignment when set as a uint32).
+  // `progress(done, total)` is called after each tensor with tensor counts.
+  // Throws Error when the path cannot be written; a partial file is removed.
   void write(const std::string& path,
              const std::function<void(size_t, size_t)>& progress = nullptr) const;
 
@@ -47,6 +49,7 @@ class Writer {
   };
   std::vector<std::pair<std::string, Value>> kv_;
   std::vector<PendingTensor> tensors_;
+  std::set<std::string, std::less<>> tensor_names_;  // to reject duplicates
 };
 
 }  // namespace chorus::gguf
