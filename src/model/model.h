@@ -1,5 +1,5 @@
 // A loaded model: config, vocabulary and weight views. Weights point into the
-// memory-mapped file when it is GGUF, or into owned buffers for llama2.c.
+// memory-mapped model file (GGUF, or llama2.c whose f32 arrays are used in place).
 #pragma once
 
 #include <cstdint>
@@ -38,6 +38,9 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
   WeightView output_norm;      // [dim]
   WeightView output;           // [n_vocab x dim]; same data as the embedding when tied
+  // Divisor of each of the rope_dim / 2 rotation frequencies (llama3 context
+  // scaling, from rope_freqs.weight or config.rope_scaling); empty = none.
+  std::vector<float> rope_freq_factors;
 };
 
 struct Model {
@@ -47,7 +50,7 @@ struct Model {
   ModelWeights weights;
   std::unique_ptr<Tokenizer> tokenizer;
   size_t file_bytes = 0;
-  std::shared_ptr<const void> storage;  // keeps the map / owned buffers alive
+  std::shared_ptr<const void> storage;  // keeps the mapped file alive
 };
 
 // Loads a GGUF model (general.architecture = llama), validating every shape.

@@ -29,12 +29,18 @@ class Tokenizer {
   // mapping undone). Control tokens give "". Bytes may be an incomplete UTF-8
   // sequence; use StreamDecoder to print safely.
   std::string token_bytes(int32_t id) const;
-  // Whole-sequence decode. Like llama.cpp, one leading space from the SPM
-  // prefix is removed when the sequence starts with BOS.
+  // Whole-sequence decode: the concatenated token_bytes, not repaired. For
+  // SPM, the space the prefix added is removed from the token after a
+  // leading BOS, so decode(encode(x, true)) == x. (llama.cpp's
+  // llama_detokenize keeps that space and instead strips it when there is no
+  // BOS; it also tidies spaces before punctuation for BPE, which we do not,
+  // so that decode and StreamDecoder agree byte for byte.)
   std::string decode(std::span<const int32_t> ids) const;
 
   const Vocab& vocab() const { return vocab_; }
-  bool is_eog(int32_t id) const;  // end of generation (eos, eot)
+  bool is_eog(int32_t id) const;  // end of generation (eos, eot, vocab().eog)
+  // Id of the token whose text is exactly `text` (e.g. "<|eot_id|>"), or -1.
+  int32_t token_id(std::string_view text) const;
 
  private:
   struct Impl;
@@ -47,13 +53,17 @@ class Tokenizer {
 class StreamDecoder {
  public:
   explicit StreamDecoder(const Tokenizer& tok) : tok_(&tok) {}
-  std::string push(int32_t id);  // returns the complete characters now ready
+  // Returns the complete characters now ready; bytes that can never form a
+  // character come out as U+FFFD at once. The text of a whole sequence
+  // equals decode() of it, with invalid UTF-8 repaired.
+  std::string push(int32_t id);
   std::string flush();           // whatever is left (invalid bytes as U+FFFD)
 
  private:
   const Tokenizer* tok_;
   std::string pending_;
   bool first_ = true;
+  bool strip_space_ = false;  // next token follows a leading SPM BOS
 };
 
 }  // namespace chorus

@@ -26,6 +26,9 @@ struct Vocab {
   std::vector<TokenType> types;
   std::vector<std::string> merges;  // BPE merges "a b", highest priority first
   int32_t bos = -1, eos = -1, unk = -1, pad = -1, eot = -1;
+  // Further end-of-generation tokens besides eos and eot (e.g. <|eom_id|>),
+  // found by their text the way llama.cpp does.
+  std::vector<int32_t> eog;
   bool add_bos = true;
   bool add_eos = false;
   bool add_space_prefix = true;  // SPM: prepend "▁" to the text
