@@ -1,0 +1,84 @@
+// Runtime choice of the kernel table: every table compiled into this build
+// whose instructions the CPU has, best first; CHORUS_ISA picks one by name.
+#include <cstdlib>
+#include <string>
+
+#include "kernels/isa_tables.h"
+#include "util/error.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+namespace chorus::kernels {
+namespace {
+
+#if defined(CHORUS_KERNELS_AVX2)
+bool cpu_has_avx2_fma_f16c() {
+  __builtin_cpu_init();
+  // __builtin_cpu_supports also checks that the OS saves the YMM state.
+  // clang cannot name F16C there, so read its CPUID bit (leaf 1, ECX 29).
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0;
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
+}
+#endif
+
+struct Candidate {
+  bool (*supported)();
+  const KernelTable& (*table)();
+};
+
+// Best first; generic last (it runs anywhere).
+constexpr Candidate kCandidates[] = {
+#if defined(CHORUS_KERNELS_AVX2)
+    {cpu_has_avx2_fma_f16c, avx2_kernel_table},
+#endif
+    {[] { return true; }, generic_kernel_table},
+};
+
+std::vector<const KernelTable*> supported_best_first() {
+  std::vector<const KernelTable*> out;
+  for (const Candidate& c : kCandidates) {
+    if (c.supported()) out.push_back(&c.table());
+  }
+  return out;
+}
+
+const KernelTable& choose_table() {
+  const std::vector<const KernelTable*> tables = supported_best_first();
+  const char* wanted = std::getenv("CHORUS_ISA");
+  if (wanted == nullptr || *wanted == '\0') return *tables.front();
+  std::string names;
+  for (const KernelTable* t : tables) {
+    if (t->name == wanted) return *t;
+    names += names.empty() ? "" : ", ";
+    names += t->name;
+  }
+  throw Error("CHORUS_ISA", fmt::format("'{}' is not available on this CPU or in this build (available: {})",
+                                        wanted, names));
+}
+
+}  // namespace
+
+const KernelTable& best_kernel_table() {
+  static const KernelTable& table = choose_table();
+  return table;
+}
+
+std::vector<const KernelTable*> available_kernel_tables() {
+  std::vector<const KernelTable*> tables = supported_best_first();
+  return {tables.rbegin(), tables.rend()};  // generic first
+}
+
+std::string_view isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kGeneric: return "generic";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kAvx512Vnni: return "avx512vnni";
+    case Isa::kNeonDotprod: return "neon_dotprod";
+  }
+  return "unknown";
+}
+
+}  // namespace chorus::kernels

@@ -1,0 +1,50 @@
+// The fast kernels, chosen once at start-up for the CPU at hand (runtime
+// dispatch): a table of function pointers per instruction set. Every entry
+// has a plain f32 reference in reference_ops.h it is tested against, on every
+// instruction set the test machine can run (available_kernel_tables()).
+//
+// Matrix products compute, for activation rows t in [0, n) and weight rows r
+// in [r0, r1):  y[t * ldy + r] = dot(W row r, x_t)
+// so callers split [0, rows) across threads and all threads share y.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "kernels/packed_matrix.h"
+
+namespace chorus::kernels {
+
+enum class Isa { kGeneric, kAvx2, kAvx512Vnni, kNeonDotprod };
+
+struct KernelTable {
+  Isa isa;
+  std::string_view name;  // "generic", "avx2", ...
+
+  // Quantizes x[0..n) (n a multiple of 32) into `out` (out.cols == n).
+  void (*quantize_activations)(const float* x, int64_t n, const QuantizedActivations& out);
+
+  void (*matmul_int4)(const Int4Matrix& w, const QuantizedActivations* x, int n, float* y,
+                      int64_t ldy, int64_t r0, int64_t r1);
+  void (*matmul_int8)(const Int8Matrix& w, const QuantizedActivations* x, int n, float* y,
+                      int64_t ldy, int64_t r0, int64_t r1);
+  // Row-major f32 weights [rows x cols]; x_t = x + t * ldx.
+  void (*matmul_f32)(const float* w, int64_t cols, const float* x, int64_t ldx, int n, float* y,
+                     int64_t ldy, int64_t r0, int64_t r1);
+
+  void (*rmsnorm)(float* out, const float* x, const float* weight, int64_t n, float eps);
+  float (*dot)(const float* a, const float* b, int64_t n);
+  void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
+  void (*softmax)(float* x, int64_t n);
+  void (*silu_mul)(float* gate, const float* up, int64_t n);  // gate = silu(gate) * up
+};
+
+// The best table this CPU supports (CHORUS_ISA=generic|avx2|... overrides,
+// for comparisons).
+const KernelTable& best_kernel_table();
+// Every table this CPU can run, generic first.
+std::vector<const KernelTable*> available_kernel_tables();
+std::string_view isa_name(Isa isa);
+
+}  // namespace chorus::kernels

@@ -1,0 +1,708 @@
+// The AVX2 + FMA + F16C kernel table. Only this file is compiled with those
+// flags; dispatch.cc hands the table out on CPUs that have them.
+//
+// Integer products (W4A8, W8A8) use vpmaddubsw (u8 x s8 -> pairs summed in
+// i16). Two shapes of the W4A8 product:
+//  - one or two activation rows (decode): stream the weights row by row,
+//    unpack a 32-byte chunk (two blocks) into nibbles; per block maddubs,
+//    madd with ones, cvt, FMA with the block's scale product. Memory-bound:
+//    keep per-block work small and the prefetchers fed.
+//  - three or more activation rows (prefill, batches, trees): transpose 16
+//    weight rows into a stack scratch so that one vector holds 4 columns of
+//    each of 8 rows; a broadcast of 4 activation bytes then gives one lane
+//    per weight row, and the 8 maddubs of a block add up in i16 (16
+//    products of 15 * 127 per lane stay below 32767) before a single madd
+//    widens them. Per 32 multiply-adds that leaves one maddubs, one i16 add
+//    and about 5/8 of a float op, instead of maddubs + madd + cvt + FMA +
+//    scale broadcast; the scratch is reused for every activation row.
+//
+// Measured on Zen 3 (no AVX-512): maddubs and the i16 adds share three of
+// the four vector pipes, loads issue two per cycle, vphaddw costs two
+// cycles (hence no horizontal adds anywhere).
+//
+// Thresholds and tile sizes were tuned with bench/kernels_bench.cc.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/isa_tables.h"
+
+#if defined(__clang__)
+#define CHORUS_UNROLL _Pragma("unroll")
+#else
+#define CHORUS_UNROLL _Pragma("GCC unroll 16")
+#endif
+
+namespace chorus::kernels {
+namespace {
+
+constexpr int kQK = kQuantBlock;
+
+// An empty asm that makes `v` opaque to the optimizer. Integer adds may be
+// reassociated, and GCC turns the running i16 sums of gemm_tile into a tree
+// over all 32 maddubs results, which then spill; pinning each partial sum
+// keeps one accumulator register per activation row.
+template <typename V>
+inline void pin(V& v) {
+  asm("" : "+x"(v));
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers.
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline int32_t load_i32(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// Lane mask for the first `count` (0..8) 32-bit lanes.
+inline __m256i lane_mask(int64_t count) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)), idx);
+}
+
+// Eight consecutive scales (or mins) starting at element i; `count` < 8
+// reads only that many (the rest are 0) so a row's end is never overrun.
+template <ScaleFormat F>
+inline __m256 load_params(const uint8_t* base, int64_t i, int64_t count = 8) {
+  if constexpr (F == ScaleFormat::kF16) {
+    if (count >= 8) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(base + 2 * i)));
+    alignas(16) uint16_t tmp[8] = {};
+    std::memcpy(tmp, base + 2 * i, static_cast<size_t>(count) * 2);
+    return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(tmp)));
+  } else {
+    const float* p = reinterpret_cast<const float*>(base) + i;
+    if (count >= 8) return _mm256_loadu_ps(p);
+    return _mm256_maskload_ps(p, lane_mask(count));
+  }
+}
+
+inline __m256 load_f32(const float* p, int64_t count) {
+  return count >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lane_mask(count));
+}
+
+// Nibbles of a chunk: low -> first block, high -> second.
+inline void unpack_chunk(__m256i v, __m256i* lo, __m256i* hi) {
+  const __m256i m = _mm256_set1_epi8(0x0F);
+  *lo = _mm256_and_si256(v, m);
+  *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
+}
+
+// An odd last block's 16-byte half chunk -> its 32 codes in column order.
+inline __m256i unpack_half_chunk(const uint8_t* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i m = _mm_set1_epi8(0x0F);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+}
+
+// i32 sum of the 32 products of a block, spread over 8 lanes.
+inline __m256i dot_u8s8(__m256i u, __m256i s) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+// ---------------------------------------------------------------------------
+// Activation quantization. Bit-identical to the generic table: the same
+// float operations in the same order, and cvtps2dq rounds to nearest even
+// like nearbyint.
+
+void quantize_activations(const float* x, int64_t n, const QuantizedActivations& out) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 lo = _mm256_set1_ps(-127.0f);
+  const __m256 hi = _mm256_set1_ps(127.0f);
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const float* xb = x + b * kQK;
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int k = 0; k < 4; ++k) {
+      v[k] = _mm256_loadu_ps(xb + 8 * k);
+      amax = _mm256_max_ps(_mm256_andnot_ps(sign, v[k]), amax);  // NaN lanes drop out
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float d = _mm_cvtss_f32(m4) / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const __m256 idv = _mm256_set1_ps(id);
+    __m256i q[4];
+    for (int k = 0; k < 4; ++k) {
+      const __m256 s = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[k], idv), lo), hi);
+      q[k] = _mm256_cvtps_epi32(s);
+    }
+    // Pack i32 -> i16 -> i8; packs interleave 128-bit lanes, undone by the
+    // final permute.
+    const __m256i q01 = _mm256_packs_epi32(q[0], q[1]);
+    const __m256i q23 = _mm256_packs_epi32(q[2], q[3]);
+    __m256i q8 = _mm256_packs_epi16(q01, q23);
+    q8 = _mm256_permutevar8x32_epi32(q8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q + b * kQK), q8);
+    const __m256i s32 = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+    out.scale[b] = d;
+    out.scaled_sum[b] = d * static_cast<float>(_mm_cvtsi128_si32(s4));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// W4A8, one or two activation rows (decode): stream the weights row after
+// row. One row at a time on purpose: interleaving several rows' streams
+// halves the bandwidth the hardware prefetcher sustains here, while a
+// software prefetch a few KiB ahead of the single stream reaches the
+// bandwidth of a plain read loop.
+
+constexpr int kStreamPrefetch = 2048;  // bytes ahead in the quant stream
+
+template <ScaleFormat F, int T>
+void int4_row_stream(const Int4Matrix& w, const QuantizedActivations* x, float* y, int64_t ldy, int64_t r) {
+  const int64_t nb = w.blocks();
+  const uint8_t* q = w.row_quants(r);
+  // Four accumulators per activation row so that FMA latency never binds.
+  __m256 acc[T][4];
+  CHORUS_UNROLL for (int t = 0; t < T; ++t) {
+    CHORUS_UNROLL for (int k = 0; k < 4; ++k) acc[t][k] = _mm256_setzero_ps();
+  }
+  alignas(32) float prod[T][8];  // s_w * s_a of the current 8 blocks
+  for (int64_t b = 0; b < nb; b += 8) {
+    const int64_t count = std::min<int64_t>(8, nb - b);
+    _mm_prefetch(reinterpret_cast<const char*>(q + b * (kQK / 2) + kStreamPrefetch), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(q + b * (kQK / 2) + kStreamPrefetch + 64), _MM_HINT_T0);
+    const __m256 s = load_params<F>(w.scales.data(), r * nb + b, count);
+    const __m256 m = w.symmetric ? _mm256_mul_ps(s, _mm256_set1_ps(-8.0f))
+                                 : load_params<F>(w.mins.data(), r * nb + b, count);
+    CHORUS_UNROLL for (int t = 0; t < T; ++t) {
+      // The min term needs no integer work: min * (s_a * sum(q_a)).
+      acc[t][0] = _mm256_fmadd_ps(m, load_f32(x[t].scaled_sum + b, count), acc[t][0]);
+      _mm256_store_ps(prod[t], _mm256_mul_ps(s, load_f32(x[t].scale + b, count)));
+    }
+    // Chunk c (blocks b + 2c and b + 2c + 1) into accumulators k and k + 1.
+    auto chunk = [&](int64_t c, int k) {
+      const int64_t col = (b + 2 * c) * kQK;
+      __m256i lo, hi;
+      unpack_chunk(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + col / 2)), &lo, &hi);
+      CHORUS_UNROLL for (int t = 0; t < T; ++t) {
+        const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t].q + col));
+        const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t].q + col + kQK));
+        acc[t][k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8s8(lo, a0)), _mm256_broadcast_ss(&prod[t][2 * c]),
+                                    acc[t][k]);
+        acc[t][k + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8s8(hi, a1)),
+                                        _mm256_broadcast_ss(&prod[t][2 * c + 1]), acc[t][k + 1]);
+      }
+    };
+    if (count == 8) {
+      CHORUS_UNROLL for (int c = 0; c < 4; ++c) chunk(c, (c % 2) * 2);
+    } else {
+      for (int64_t c = 0; c < count / 2; ++c) chunk(c, 0);
+    }
+    if (count % 2 != 0) {  // the row's odd last block
+      const int64_t col = (b + count - 1) * kQK;
+      const __m256i u = unpack_half_chunk(q + col / 2);
+      CHORUS_UNROLL for (int t = 0; t < T; ++t) {
+        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t].q + col));
+        acc[t][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8s8(u, a)), _mm256_broadcast_ss(&prod[t][count - 1]),
+                                    acc[t][0]);
+      }
+    }
+  }
+  CHORUS_UNROLL for (int t = 0; t < T; ++t) {
+    y[t * ldy + r] = hsum(_mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3])));
+  }
+}
+
+template <ScaleFormat F>
+void int4_stream(const Int4Matrix& w, const QuantizedActivations* x, int n, float* y, int64_t ldy, int64_t r0,
+                 int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    // Pairs of activation rows share each unpacked chunk; the second pass
+    // over a row (n > 2) finds it in L1.
+    int t = 0;
+    for (; t + 2 <= n; t += 2) int4_row_stream<F, 2>(w, x + t, y + t * ldy, ldy, r);
+    if (t < n) int4_row_stream<F, 1>(w, x + t, y + t * ldy, ldy, r);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// W4A8, many activation rows: transposed weight scratch (see the top).
+
+constexpr int kGemmRows = 16;          // weight rows per scratch: two vectors of 8 lanes
+constexpr int kGemmChunkBlocks = 32;   // columns per scratch: 32 blocks = 16 KiB of codes
+constexpr int kGemmActRows = 64;       // activation rows per pass, so they stay in L2
+constexpr int kGemmTile = 4;           // activation rows per register tile
+
+// About 20 KiB, on the stack of each call (no allocation, thread-safe).
+struct GemmScratch {
+  // Block bb, granule k (columns 4k..4k+3), half h (rows 8h..8h+7): 32 bytes
+  // = 4 codes of each of the 8 rows, at bb * 512 + k * 64 + h * 32.
+  alignas(32) uint8_t codes[kGemmChunkBlocks * 8 * 2 * 32];
+  alignas(32) float scales[kGemmChunkBlocks * kGemmRows];  // [block][row]
+  alignas(32) float mins[kGemmChunkBlocks * kGemmRows];
+};
+
+// In-register transpose of 8 x 8 32-bit elements: v[i] lane j -> v[j] lane i.
+inline void transpose8x8_epi32(__m256i v[8]) {
+  const __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]);
+  const __m256i t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+  const __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]);
+  const __m256i t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+  const __m256i t4 = _mm256_unpacklo_epi32(v[4], v[5]);
+  const __m256i t5 = _mm256_unpackhi_epi32(v[4], v[5]);
+  const __m256i t6 = _mm256_unpacklo_epi32(v[6], v[7]);
+  const __m256i t7 = _mm256_unpackhi_epi32(v[6], v[7]);
+  const __m256i u0 = _mm256_unpacklo_epi64(t0, t2);
+  const __m256i u1 = _mm256_unpackhi_epi64(t0, t2);
+  const __m256i u2 = _mm256_unpacklo_epi64(t1, t3);
+  const __m256i u3 = _mm256_unpackhi_epi64(t1, t3);
+  const __m256i u4 = _mm256_unpacklo_epi64(t4, t6);
+  const __m256i u5 = _mm256_unpackhi_epi64(t4, t6);
+  const __m256i u6 = _mm256_unpacklo_epi64(t5, t7);
+  const __m256i u7 = _mm256_unpackhi_epi64(t5, t7);
+  v[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
+  v[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
+  v[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
+  v[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
+  v[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
+  v[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
+  v[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
+  v[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
+}
+
+inline void transpose8x8_ps(__m256 v[8]) {
+  __m256i iv[8];
+  for (int i = 0; i < 8; ++i) iv[i] = _mm256_castps_si256(v[i]);
+  transpose8x8_epi32(iv);
+  for (int i = 0; i < 8; ++i) v[i] = _mm256_castsi256_ps(iv[i]);
+}
+
+// Fills half h of the scratch with rows [r, r + rows) (rows <= 8; missing
+// rows are zero) and blocks [b0, b0 + nblk) (b0 even, so chunks stay whole).
+template <ScaleFormat F>
+void gemm_prepare_half(const Int4Matrix& w, int64_t r, int rows, int64_t b0, int nblk, int h, GemmScratch* s) {
+  const int64_t nb = w.blocks();
+  const __m256i m = _mm256_set1_epi8(0x0F);
+  const uint8_t* q[8];
+  for (int i = 0; i < 8; ++i) q[i] = i < rows ? w.row_quants(r + i) + b0 * (kQK / 2) : nullptr;
+  // The same columns of the next row group, which the prefetchers would not
+  // guess (16 short strided streams), arrive while this group computes.
+  const int next_rows = static_cast<int>(std::clamp<int64_t>(w.rows - (r + kGemmRows), 0, 8));
+  const uint8_t* next = next_rows > 0 ? w.row_quants(r + kGemmRows) + b0 * (kQK / 2) : nullptr;
+  uint8_t* codes = s->codes + 32 * h;
+  for (int c = 0; c < nblk / 2; ++c) {
+    if (c % 2 == 0) {
+      for (int i = 0; i < next_rows; ++i) {
+        _mm_prefetch(reinterpret_cast<const char*>(next + i * w.row_quant_bytes() + 32 * c), _MM_HINT_T0);
+      }
+    }
+    __m256i v[8];
+    for (int i = 0; i < 8; ++i) {
+      v[i] = q[i] ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[i] + 32 * c)) : _mm256_setzero_si256();
+    }
+    transpose8x8_epi32(v);  // v[k] = byte granule k of each row
+    uint8_t* lo = codes + (2 * c) * 512;
+    uint8_t* hi = lo + 512;
+    for (int k = 0; k < 8; ++k) {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lo + 64 * k), _mm256_and_si256(v[k], m));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(hi + 64 * k), _mm256_and_si256(_mm256_srli_epi16(v[k], 4), m));
+    }
+  }
+  if (nblk % 2 != 0) {  // odd last block of the row: half chunk, GGUF nibble order
+    __m256i v[8];
+    for (int i = 0; i < 8; ++i) {
+      v[i] = q[i] ? _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q[i] + 32 * (nblk / 2))))
+                  : _mm256_setzero_si256();
+    }
+    transpose8x8_epi32(v);  // granules 0..3 hold columns 4k.. (low) and 16 + 4k.. (high)
+    uint8_t* out = codes + (nblk - 1) * 512;
+    for (int k = 0; k < 4; ++k) {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(out + 64 * k), _mm256_and_si256(v[k], m));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(out + 64 * (k + 4)),
+                         _mm256_and_si256(_mm256_srli_epi16(v[k], 4), m));
+    }
+  }
+  // Scales and mins, [row][block] -> [block][row], 8 x 8 at a time.
+  for (int bb = 0; bb < nblk; bb += 8) {
+    const int count = std::min(8, nblk - bb);
+    __m256 sv[8];
+    for (int i = 0; i < 8; ++i) {
+      sv[i] = i < rows ? load_params<F>(w.scales.data(), (r + i) * nb + b0 + bb, count) : _mm256_setzero_ps();
+    }
+    transpose8x8_ps(sv);
+    for (int k = 0; k < count; ++k) _mm256_store_ps(s->scales + (bb + k) * kGemmRows + 8 * h, sv[k]);
+    if (w.symmetric) {  // mins from the transposed scales: no second transpose
+      for (int k = 0; k < count; ++k) {
+        _mm256_store_ps(s->mins + (bb + k) * kGemmRows + 8 * h, _mm256_mul_ps(sv[k], _mm256_set1_ps(-8.0f)));
+      }
+      continue;
+    }
+    __m256 mv[8];
+    for (int i = 0; i < 8; ++i) {
+      mv[i] = i < rows ? load_params<F>(w.mins.data(), (r + i) * nb + b0 + bb, count) : _mm256_setzero_ps();
+    }
+    transpose8x8_ps(mv);
+    for (int k = 0; k < count; ++k) _mm256_store_ps(s->mins + (bb + k) * kGemmRows + 8 * h, mv[k]);
+  }
+}
+
+// Stores 8 results (the first `rows` of them), adding to y unless `first`.
+inline void store_rows(float* out, __m256 v, int rows, bool first) {
+  if (rows >= 8) {
+    _mm256_storeu_ps(out, first ? v : _mm256_add_ps(_mm256_loadu_ps(out), v));
+  } else if (rows > 0) {
+    const __m256i mask = lane_mask(rows);
+    _mm256_maskstore_ps(out, mask, first ? v : _mm256_add_ps(_mm256_maskload_ps(out, mask), v));
+  }
+}
+
+// y rows [r, r + rows) of activation rows x[0..T) over the scratch's blocks
+// (b0 is the scratch's first block); accumulates into y unless `first`.
+template <int T>
+void gemm_tile(const GemmScratch& s, const QuantizedActivations* x, int64_t b0, int nblk, float* y, int64_t ldy,
+               int rows, bool first) {
+  const int8_t* xq[T];
+  const float* xs[T];
+  const float* xss[T];
+  __m256 acc[T][2];
+  CHORUS_UNROLL for (int t = 0; t < T; ++t) {
+    xq[t] = x[t].q + b0 * kQK;
+    xs[t] = x[t].scale + b0;
+    xss[t] = x[t].scaled_sum + b0;
+    acc[t][0] = _mm256_setzero_ps();
+    acc[t][1] = _mm256_setzero_ps();
+  }
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int bb = 0; bb < nblk; ++bb) {
+    const uint8_t* wb = s.codes + bb * 512;
+    __m256i p[T][2];
+    {
+      const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb));
+      const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + 32));
+      CHORUS_UNROLL for (int t = 0; t < T; ++t) {
+        const __m256i a = _mm256_set1_epi32(load_i32(xq[t] + bb * kQK));
+        p[t][0] = _mm256_maddubs_epi16(w0, a);
+        p[t][1] = _mm256_maddubs_epi16(w1, a);
+      }
+    }
+    CHORUS_UNROLL for (int k = 1; k < 8; ++k) {
+      const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + 64 * k));
+      const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + 64 * k + 32));
+      CHORUS_UNROLL for (int t = 0; t < T; ++t) {
+        const __m256i a = _mm256_set1_epi32(load_i32(xq[t] + bb * kQK + 4 * k));
+        p[t][0] = _mm256_add_epi16(p[t][0], _mm256_maddubs_epi16(w0, a));
+        pin(p[t][0]);
+        p[t][1] = _mm256_add_epi16(p[t][1], _mm256_maddubs_epi16(w1, a));
+        pin(p[t][1]);
+      }
+    }
+    CHORUS_UNROLL for (int h = 0; h < 2; ++h) {
+      const __m256 sw = _mm256_load_ps(s.scales + bb * kGemmRows + 8 * h);
+      const __m256 mw = _mm256_load_ps(s.mins + bb * kGemmRows + 8 * h);
+      CHORUS_UNROLL for (int t = 0; t < T; ++t) {
+        const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(p[t][h], ones));
+        acc[t][h] = _mm256_fmadd_ps(dot, _mm256_mul_ps(sw, _mm256_broadcast_ss(xs[t] + bb)), acc[t][h]);
+        acc[t][h] = _mm256_fmadd_ps(mw, _mm256_broadcast_ss(xss[t] + bb), acc[t][h]);
+      }
+    }
+  }
+  CHORUS_UNROLL for (int t = 0; t < T; ++t) {
+    store_rows(y + t * ldy, acc[t][0], rows, first);
+    store_rows(y + t * ldy + 8, acc[t][1], rows - 8, first);
+  }
+}
+
+template <ScaleFormat F>
+void int4_gemm(const Int4Matrix& w, const QuantizedActivations* x, int n, float* y, int64_t ldy, int64_t r0,
+               int64_t r1) {
+  const int64_t nb = w.blocks();
+  GemmScratch scratch;
+  for (int t0 = 0; t0 < n; t0 += kGemmActRows) {
+    const int t1 = std::min(n, t0 + kGemmActRows);
+    for (int64_t r = r0; r < r1; r += kGemmRows) {
+      const int rows = static_cast<int>(std::min<int64_t>(kGemmRows, r1 - r));
+      for (int64_t b0 = 0; b0 < nb; b0 += kGemmChunkBlocks) {
+        const int nblk = static_cast<int>(std::min<int64_t>(kGemmChunkBlocks, nb - b0));
+        gemm_prepare_half<F>(w, r, std::min(rows, 8), b0, nblk, 0, &scratch);
+        gemm_prepare_half<F>(w, r + 8, std::max(rows - 8, 0), b0, nblk, 1, &scratch);
+        const bool first = b0 == 0;
+        int t = t0;
+        for (; t + kGemmTile <= t1; t += kGemmTile) {
+          gemm_tile<kGemmTile>(scratch, x + t, b0, nblk, y + t * ldy + r, ldy, rows, first);
+        }
+        switch (t1 - t) {
+          case 3: gemm_tile<3>(scratch, x + t, b0, nblk, y + t * ldy + r, ldy, rows, first); break;
+          case 2: gemm_tile<2>(scratch, x + t, b0, nblk, y + t * ldy + r, ldy, rows, first); break;
+          case 1: gemm_tile<1>(scratch, x + t, b0, nblk, y + t * ldy + r, ldy, rows, first); break;
+          default: break;
+        }
+      }
+    }
+  }
+}
+
+// From this many activation rows on, the transposed scratch pays for itself.
+constexpr int kGemmMinActRows = 3;
+
+void matmul_int4(const Int4Matrix& w, const QuantizedActivations* x, int n, float* y, int64_t ldy, int64_t r0,
+                 int64_t r1) {
+  if (n <= 0 || r1 <= r0) return;
+  const bool f16 = w.scale_format == ScaleFormat::kF16;
+  if (n >= kGemmMinActRows) {
+    f16 ? int4_gemm<ScaleFormat::kF16>(w, x, n, y, ldy, r0, r1) : int4_gemm<ScaleFormat::kF32>(w, x, n, y, ldy, r0, r1);
+  } else {
+    f16 ? int4_stream<ScaleFormat::kF16>(w, x, n, y, ldy, r0, r1)
+        : int4_stream<ScaleFormat::kF32>(w, x, n, y, ldy, r0, r1);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// W8A8: signed weights, so maddubs gets |w| and the activations with w's
+// sign. Pair sums reach 2 * 128 * 127, so each block widens on its own.
+
+// Like int4_row_stream: one weight row at a time with a software prefetch,
+// up to 4 activation rows sharing each loaded block.
+template <int T>
+void int8_row(const Int8Matrix& w, const QuantizedActivations* x, float* y, int64_t ldy, int64_t r) {
+  constexpr int kAcc = T == 1 ? 4 : 2;  // enough independent FMA chains
+  const int64_t nb = w.blocks();
+  const int8_t* q = w.row_quants(r);
+  const uint8_t* scales = reinterpret_cast<const uint8_t*>(w.scales.data());
+  __m256 acc[T][kAcc];
+  CHORUS_UNROLL for (int t = 0; t < T; ++t) {
+    CHORUS_UNROLL for (int k = 0; k < kAcc; ++k) acc[t][k] = _mm256_setzero_ps();
+  }
+  alignas(32) float prod[T][8];
+  for (int64_t b = 0; b < nb; b += 8) {
+    const int64_t count = std::min<int64_t>(8, nb - b);
+    for (int k = 0; k < 4; ++k) {
+      _mm_prefetch(reinterpret_cast<const char*>(q + b * kQK + kStreamPrefetch + 64 * k), _MM_HINT_T0);
+    }
+    const __m256 s = load_params<ScaleFormat::kF16>(scales, r * nb + b, count);
+    CHORUS_UNROLL for (int t = 0; t < T; ++t) {
+      _mm256_store_ps(prod[t], _mm256_mul_ps(s, load_f32(x[t].scale + b, count)));
+    }
+    // Block b + k into accumulator j (a constant once unrolled, so the
+    // accumulators stay in registers).
+    auto block = [&](int64_t k, int j) {
+      const int64_t col = (b + k) * kQK;
+      const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + col));
+      const __m256i wabs = _mm256_sign_epi8(wv, wv);
+      CHORUS_UNROLL for (int t = 0; t < T; ++t) {
+        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t].q + col));
+        acc[t][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8s8(wabs, _mm256_sign_epi8(a, wv))),
+                                    _mm256_broadcast_ss(&prod[t][k]), acc[t][j]);
+      }
+    };
+    if (count == 8) {
+      CHORUS_UNROLL for (int k = 0; k < 8; ++k) block(k, k % kAcc);
+    } else {
+      for (int64_t k = 0; k < count; ++k) block(k, 0);
+    }
+  }
+  CHORUS_UNROLL for (int t = 0; t < T; ++t) {
+    __m256 sum = acc[t][0];
+    for (int k = 1; k < kAcc; ++k) sum = _mm256_add_ps(sum, acc[t][k]);
+    y[t * ldy + r] = hsum(sum);
+  }
+}
+
+void matmul_int8(const Int8Matrix& w, const QuantizedActivations* x, int n, float* y, int64_t ldy, int64_t r0,
+                 int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    int t = 0;
+    for (; t + 4 <= n; t += 4) int8_row<4>(w, x + t, y + t * ldy, ldy, r);
+    switch (n - t) {
+      case 3: int8_row<3>(w, x + t, y + t * ldy, ldy, r); break;
+      case 2: int8_row<2>(w, x + t, y + t * ldy, ldy, r); break;
+      case 1: int8_row<1>(w, x + t, y + t * ldy, ldy, r); break;
+      default: break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// f32 matrix products and vector ops.
+
+template <int R, int T>
+void f32_rows(const float* w, int64_t cols, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t r) {
+  __m256 acc[R][T];
+  CHORUS_UNROLL for (int i = 0; i < R; ++i) {
+    CHORUS_UNROLL for (int t = 0; t < T; ++t) acc[i][t] = _mm256_setzero_ps();
+  }
+  const float* wr[R];
+  for (int i = 0; i < R; ++i) wr[i] = w + (r + i) * cols;
+  int64_t c = 0;
+  for (; c + 8 <= cols; c += 8) {
+    __m256 xv[T];
+    CHORUS_UNROLL for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * ldx + c);
+    CHORUS_UNROLL for (int i = 0; i < R; ++i) {
+      const __m256 wv = _mm256_loadu_ps(wr[i] + c);
+      CHORUS_UNROLL for (int t = 0; t < T; ++t) acc[i][t] = _mm256_fmadd_ps(wv, xv[t], acc[i][t]);
+    }
+  }
+  if (c < cols) {
+    const __m256i mask = lane_mask(cols - c);
+    __m256 xv[T];
+    CHORUS_UNROLL for (int t = 0; t < T; ++t) xv[t] = _mm256_maskload_ps(x + t * ldx + c, mask);
+    CHORUS_UNROLL for (int i = 0; i < R; ++i) {
+      const __m256 wv = _mm256_maskload_ps(wr[i] + c, mask);
+      CHORUS_UNROLL for (int t = 0; t < T; ++t) acc[i][t] = _mm256_fmadd_ps(wv, xv[t], acc[i][t]);
+    }
+  }
+  CHORUS_UNROLL for (int i = 0; i < R; ++i) {
+    CHORUS_UNROLL for (int t = 0; t < T; ++t) y[t * ldy + r + i] = hsum(acc[i][t]);
+  }
+}
+
+template <int T>
+void f32_rows_range(const float* w, int64_t cols, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t r0,
+                    int64_t r1) {
+  constexpr int kRows = T <= 2 ? 4 : 2;
+  int64_t r = r0;
+  for (; r + kRows <= r1; r += kRows) f32_rows<kRows, T>(w, cols, x, ldx, y, ldy, r);
+  for (; r < r1; ++r) f32_rows<1, T>(w, cols, x, ldx, y, ldy, r);
+}
+
+void matmul_f32(const float* w, int64_t cols, const float* x, int64_t ldx, int n, float* y, int64_t ldy,
+                int64_t r0, int64_t r1) {
+  constexpr int64_t kGroup = 16;
+  for (int64_t g = r0; g < r1; g += kGroup) {
+    const int64_t g1 = std::min(r1, g + kGroup);
+    int t = 0;
+    for (; t + 4 <= n; t += 4) f32_rows_range<4>(w, cols, x + t * ldx, ldx, y + t * ldy, ldy, g, g1);
+    switch (n - t) {
+      case 3: f32_rows_range<3>(w, cols, x + t * ldx, ldx, y + t * ldy, ldy, g, g1); break;
+      case 2: f32_rows_range<2>(w, cols, x + t * ldx, ldx, y + t * ldy, ldy, g, g1); break;
+      case 1: f32_rows_range<1>(w, cols, x + t * ldx, ldx, y + t * ldy, ldy, g, g1); break;
+      default: break;
+    }
+  }
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    CHORUS_UNROLL for (int k = 0; k < 4; ++k) {
+      acc[k] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * k), _mm256_loadu_ps(b + i + 8 * k), acc[k]);
+    }
+  }
+  for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc[0]);
+  if (i < n) {
+    const __m256i mask = lane_mask(n - i);
+    acc[1] = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, mask), _mm256_maskload_ps(b + i, mask), acc[1]);
+  }
+  return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+}
+
+void rmsnorm(float* out, const float* x, const float* weight, int64_t n, float eps) {
+  const float ss = dot(x, x, n);
+  const float scale = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
+  const __m256 sv = _mm256_set1_ps(scale);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(weight + i), _mm256_mul_ps(sv, _mm256_loadu_ps(x + i))));
+  }
+  for (; i < n; ++i) out[i] = weight[i] * (scale * x[i]);
+}
+
+void axpy(float a, const float* x, float* y, int64_t n) {
+  const __m256 av = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  }
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+// e^x to ~2 ulp (Cephes' expf: x = k ln2 + r, |r| <= ln2 / 2, degree-6
+// polynomial in r, then scale by 2^k). Inputs below -87.3 give 0 (the true
+// value would be subnormal), above 88 they saturate at e^88.
+inline __m256 exp_ps(__m256 x) {
+  const __m256 too_small = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.0f));
+  const __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(too_small, _mm256_mul_ps(p, _mm256_castsi256_ps(bits)));
+}
+
+void softmax(float* x, int64_t n) {
+  if (n <= 0) return;
+  const int64_t tail = n % 8;
+  const int64_t main = n - tail;
+  const __m256i mask = lane_mask(tail);
+  __m256 mv = _mm256_set1_ps(-INFINITY);
+  for (int64_t i = 0; i < main; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
+  float max_val = -INFINITY;
+  {
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, mv);
+    for (const float v : lanes) max_val = std::max(max_val, v);
+    for (int64_t i = main; i < n; ++i) max_val = std::max(max_val, x[i]);
+  }
+  const __m256 maxv = _mm256_set1_ps(max_val);
+  __m256 sum = _mm256_setzero_ps();
+  for (int64_t i = 0; i < main; i += 8) {
+    const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), maxv));
+    _mm256_storeu_ps(x + i, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  if (tail != 0) {
+    const __m256 e = _mm256_and_ps(exp_ps(_mm256_sub_ps(_mm256_maskload_ps(x + main, mask), maxv)),
+                                   _mm256_castsi256_ps(mask));
+    _mm256_maskstore_ps(x + main, mask, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  const __m256 inv = _mm256_set1_ps(1.0f / hsum(sum));
+  for (int64_t i = 0; i < main; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+  if (tail != 0) _mm256_maskstore_ps(x + main, mask, _mm256_mul_ps(_mm256_maskload_ps(x + main, mask), inv));
+}
+
+void silu_mul(float* gate, const float* up, int64_t n) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 g = _mm256_loadu_ps(gate + i);
+    const __m256 e = exp_ps(_mm256_xor_ps(g, sign));
+    _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+  }
+  for (; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+constexpr KernelTable kTable = {
+    .isa = Isa::kAvx2,
+    .name = "avx2",
+    .quantize_activations = quantize_activations,
+    .matmul_int4 = matmul_int4,
+    .matmul_int8 = matmul_int8,
+    .matmul_f32 = matmul_f32,
+    .rmsnorm = rmsnorm,
+    .dot = dot,
+    .axpy = axpy,
+    .softmax = softmax,
+    .silu_mul = silu_mul,
+};
+
+}  // namespace
+
+const KernelTable& avx2_kernel_table() { return kTable; }
+
+}  // namespace chorus::kernels

@@ -1,0 +1,168 @@
+// The portable kernel table: plain C++ the compiler may vectorize for the
+// baseline of the target. It runs on any CPU (and is the ARM fallback until a
+// NEON table exists), so it favours clarity, but keeps the loop orders that
+// matter: a weight block is decoded once and reused for every activation row.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/isa_tables.h"
+
+namespace chorus::kernels {
+namespace {
+
+constexpr int kQK = kQuantBlock;
+
+int round_clamp127(float v) {
+  if (!(v >= -127.0f)) return -127;  // also NaN
+  if (v > 127.0f) return 127;
+  return static_cast<int>(std::nearbyint(v));  // ties to even, like cvtps2dq
+}
+
+void quantize_activations(const float* x, int64_t n, const QuantizedActivations& out) {
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const float* xb = x + b * kQK;
+    float amax = 0.0f;
+    for (int j = 0; j < kQK; ++j) amax = std::max(amax, std::fabs(xb[j]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    int sum = 0;
+    for (int j = 0; j < kQK; ++j) {
+      const int q = round_clamp127(xb[j] * id);
+      out.q[b * kQK + j] = static_cast<int8_t>(q);
+      sum += q;
+    }
+    out.scale[b] = d;
+    out.scaled_sum[b] = d * static_cast<float>(sum);
+  }
+}
+
+// Sum of codes[j] * q[j] over a block, written so compilers vectorize it.
+int32_t block_dot(const uint8_t* codes, const int8_t* q) {
+  int32_t sum = 0;
+  for (int j = 0; j < kQK; ++j) sum += static_cast<int32_t>(codes[j]) * static_cast<int32_t>(q[j]);
+  return sum;
+}
+
+void matmul_int4(const Int4Matrix& w, const QuantizedActivations* x, int n, float* y, int64_t ldy, int64_t r0,
+                 int64_t r1) {
+  const int64_t blocks = w.blocks();
+  constexpr int kRowsAtOnce = 16;  // activation rows sharing each decoded block
+  uint8_t codes[2][kQK];
+  float acc[kRowsAtOnce];
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w.row_quants(r);
+    for (int t0 = 0; t0 < n; t0 += kRowsAtOnce) {
+      const int tn = std::min(kRowsAtOnce, n - t0);
+      std::fill(acc, acc + tn, 0.0f);
+      for (int64_t b = 0; b < blocks; b += 2) {
+        const int nblk = b + 1 < blocks ? 2 : 1;
+        if (nblk == 2) {  // a whole chunk: low nibbles block b, high nibbles block b + 1
+          const uint8_t* chunk = row + b * (kQK / 2);
+          for (int j = 0; j < kQK; ++j) {
+            codes[0][j] = chunk[j] & 0x0F;
+            codes[1][j] = chunk[j] >> 4;
+          }
+        } else {
+          w.block_codes(r, b, codes[0]);
+        }
+        for (int k = 0; k < nblk; ++k) {
+          const float s = w.scale(r, b + k);
+          const float m = w.symmetric ? -8.0f * s : w.min(r, b + k);
+          for (int t = 0; t < tn; ++t) {
+            const QuantizedActivations& xt = x[t0 + t];
+            const int32_t isum = block_dot(codes[k], xt.q + (b + k) * kQK);
+            acc[t] += s * xt.scale[b + k] * static_cast<float>(isum) + m * xt.scaled_sum[b + k];
+          }
+        }
+      }
+      for (int t = 0; t < tn; ++t) y[(t0 + t) * ldy + r] = acc[t];
+    }
+  }
+}
+
+void matmul_int8(const Int8Matrix& w, const QuantizedActivations* x, int n, float* y, int64_t ldy, int64_t r0,
+                 int64_t r1) {
+  const int64_t blocks = w.blocks();
+  for (int64_t r = r0; r < r1; ++r) {
+    const int8_t* wq = w.row_quants(r);
+    for (int t = 0; t < n; ++t) {
+      float acc = 0.0f;
+      for (int64_t b = 0; b < blocks; ++b) {
+        const int8_t* q = x[t].q + b * kQK;
+        int32_t isum = 0;
+        for (int j = 0; j < kQK; ++j) isum += wq[b * kQK + j] * q[j];
+        acc += w.scale(r, b) * x[t].scale[b] * static_cast<float>(isum);
+      }
+      y[t * ldy + r] = acc;
+    }
+  }
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  // Independent partial sums so the loop vectorizes without -ffast-math.
+  constexpr int kLanes = 8;
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int j = 0; j < kLanes; ++j) acc[j] += a[i + j] * b[i + j];
+  }
+  float sum = 0.0f;
+  for (int j = 0; j < kLanes; ++j) sum += acc[j];
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+void matmul_f32(const float* w, int64_t cols, const float* x, int64_t ldx, int n, float* y, int64_t ldy,
+                int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int t = 0; t < n; ++t) y[t * ldy + r] = dot(w + r * cols, x + t * ldx, cols);
+  }
+}
+
+void rmsnorm(float* out, const float* x, const float* weight, int64_t n, float eps) {
+  float ss = 0.0f;
+  for (int64_t i = 0; i < n; ++i) ss += x[i] * x[i];
+  const float scale = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
+  for (int64_t i = 0; i < n; ++i) out[i] = weight[i] * (scale * x[i]);
+}
+
+void axpy(float a, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void softmax(float* x, int64_t n) {
+  if (n <= 0) return;
+  const float max_val = *std::max_element(x, x + n);
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - max_val);
+    sum += x[i];
+  }
+  const float inv = 1.0f / sum;
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void silu_mul(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+constexpr KernelTable kTable = {
+    .isa = Isa::kGeneric,
+    .name = "generic",
+    .quantize_activations = quantize_activations,
+    .matmul_int4 = matmul_int4,
+    .matmul_int8 = matmul_int8,
+    .matmul_f32 = matmul_f32,
+    .rmsnorm = rmsnorm,
+    .dot = dot,
+    .axpy = axpy,
+    .softmax = softmax,
+    .silu_mul = silu_mul,
+};
+
+}  // namespace
+
+const KernelTable& generic_kernel_table() { return kTable; }
+
+}  // namespace chorus::kernels
