@@ -1,0 +1,149 @@
+// The engine: the one fixed-capacity step function every decoder drives.
+//
+// A step takes a set of rows (token, position, stream, tree parent, ...) and
+// runs them through the model in one pass: prefill chunks, plain decode,
+// several streams at once and DS2D token trees are all just different row
+// sets. Capacities (rows per step, streams, context) are fixed at
+// construction, where every buffer is allocated and the weights are packed;
+// a steady-state step allocates nothing.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "engine/attention.h"
+#include "engine/engine_weights.h"
+#include "engine/kv_cache.h"
+#include "kernels/kernels.h"
+#include "kernels/reference_ops.h"
+#include "model/model.h"
+#include "util/aligned_buffer.h"
+#include "util/thread_pool.h"
+
+namespace chorus {
+
+struct EngineOptions {
+  int max_rows = 64;    // rows per step
+  int max_streams = 8;  // at most KvCache::kMaxStreams
+  int context = 0;      // KV cells; 0: min(model context, 4096)
+  int threads = 2;      // including the calling thread
+  // Work (multiply-adds) below which a stage runs on the calling thread
+  // alone, since a fork-join would cost more than it saves; 0 splits
+  // everything (tests use it to exercise the parallel paths on tiny models).
+  int64_t min_parallel_work = int64_t{1} << 17;
+  WeightFormat weights = WeightFormat::kAuto;  // the layer projections
+  OutputFormat output = OutputFormat::kAuto;   // the output head
+};
+
+// One token of a step.
+//
+// A row sees the committed cells of its stream before its position, plus its
+// in-step ancestor chain (via parent) and itself. Precisely: committed cells
+// with position < the position of the chain's root (the first ancestor with
+// parent -1), so a chain restarting at an earlier position (a rewind) does
+// not also see the old cells it replaces; without a rewind this is the same
+// as "position < own position".
+struct Row {
+  int32_t token = 0;
+  int32_t pos = 0;
+  int16_t stream = 0;
+  int16_t adapter = -1;  // reserved for LoRA slots; must be -1 for now
+  // Index of an earlier row of this step (same stream, pos = its pos + 1)
+  // that this row attends through, or -1 to attach to the committed cache.
+  int32_t parent = -1;
+  bool want_logits = false;
+  // Tentative rows (DS2D candidates) are visible inside their step only and
+  // are dropped at the start of the next one unless Engine::commit() keeps
+  // them; other rows are committed to their stream by the step itself.
+  bool tentative = false;
+};
+
+class Engine {
+ public:
+  // Packs the weights and allocates every buffer. The model must outlive the
+  // engine (embedding rows are read from it). Throws Error for bad options
+  // or unreadable tensors.
+  explicit Engine(const Model& model, const EngineOptions& options = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Runs one step and returns the logits of the rows with want_logits, in row
+  // order, n_vocab floats each (valid until the next step). Throws Error,
+  // naming the row and field, for rows breaking the rules of Row or when
+  // the KV cache has no room; the engine is unchanged then.
+  std::span<const float> step(std::span<const Row> rows);
+
+  // Keeps tentative rows of the last step (indices into its rows): their
+  // cells join their streams. A row's parent must be non-tentative, already
+  // kept, or listed before it. Non-tentative rows are accepted and ignored.
+  void commit(std::span<const int> row_indices);
+
+  const ModelConfig& config() const { return config_; }
+  const EngineOptions& options() const { return options_; }  // context resolved
+  std::string_view kernel_name() const { return kernels_->name; }
+  const EngineWeights& weights() const { return weights_; }
+  size_t weight_bytes() const { return weights_.bytes(); }
+  size_t kv_bytes() const { return kv_.bytes_reserved(); }
+  KvCache& kv_cache() { return kv_; }
+  const KvCache& kv_cache() const { return kv_; }
+
+ private:
+  // One matrix product of a step: y = w x for the step's rows.
+  struct Matmul {
+    const PackedWeight* w;
+    const float* x;                  // [rows][w->cols]
+    const QuantizedActivations* xq;  // used when w is quantized
+    float* y;                        // [rows][w->rows]
+  };
+
+  void validate(std::span<const Row> rows) const;
+  void begin_step(std::span<const Row> rows);
+  void embed(std::span<const Row> rows);
+  void attention_block(int layer);
+  void rotate_and_store(int layer);
+  void attend_rows(int layer);
+  void ffn_block(int layer);
+  void finish_step(std::span<const Row> rows);
+  std::span<const float> output_head(std::span<const Row> rows);
+
+  void run_matmuls(std::initializer_list<Matmul> jobs, int n);
+  void quantize(const float* x, int width, int n, const QuantizedActivations* out);
+  void rmsnorm_rows(float* out, const float* x, const float* weight, int n);
+  void add_rows(float* x, const float* delta, int width, int n);
+  // fn(i) for rows i < n, split across threads when n * width is big enough.
+  template <typename F>
+  void for_rows(int n, int width, F&& fn);
+
+  ModelConfig config_;
+  EngineOptions options_;
+  const kernels::KernelTable* kernels_;
+  ThreadPool pool_;
+  EngineWeights weights_;
+  KvCache kv_;
+  ref::RopeParams rope_;
+
+  // Activations, [max_rows][width] each.
+  AlignedBuffer<float> x_, xn_, q_, k_, v_, attn_, proj_, gate_, up_;
+  AlignedBuffer<float> logits_;  // [max_rows][n_vocab]
+  // Quantized activations: one arena, row views per input width.
+  AlignedBuffer<int8_t> xq_q_;
+  AlignedBuffer<float> xq_scale_, xq_sum_;
+  std::vector<QuantizedActivations> xq_dim_, xq_qdim_, xq_ffn_;
+  AlignedBuffer<float> scores_;               // [threads][context]
+  AlignedBuffer<float> rope_cos_, rope_sin_;  // [max_rows][rope_dim / 2]
+
+  // The current (or last) step's rows and where they live in the cache.
+  int n_rows_ = 0;
+  std::vector<Row> rows_;
+  std::vector<int32_t> cells_;      // [row] its KV cell
+  std::vector<int32_t> root_pos_;   // [row] position of its chain's root
+  std::vector<RowCells> visible_;   // [row]
+  std::vector<int32_t> chain_buf_;  // the rows' chains, back to back
+};
+
+}  // namespace chorus
