@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds chorus and runs the whole test suite.
+#   scripts/test.sh            release build in build/
+#   scripts/test.sh --asan     AddressSanitizer + UBSan build in build-asan/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=build; args=()
+if [[ "${1:-}" == "--asan" ]]; then
+  dir=build-asan; args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHORUS_SANITIZE=ON)
+fi
+bash scripts/build.sh "$dir" "${args[@]}"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+ctest --test-dir "$dir" --output-on-failure -j"$(nproc)" --timeout 600

@@ -1,0 +1,38 @@
+# Helpers shared by the command-line tests. Each test script is run by ctest
+# as: bash tests/cli/NAME.sh CHORUS_BINARY SOURCE_DIR
+set -uo pipefail
+CHORUS="$1"
+SRC="$2"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+failures=0
+
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+
+# expect_error "description" "message fragment" cmd...: the command must exit
+# with status 1 (a reported error, not a crash) and say the fragment on stderr.
+expect_error() {
+  local what="$1" fragment="$2"; shift 2
+  local out status
+  out=$(timeout 60 "$@" 2>&1 >/dev/null); status=$?
+  if [[ $status -ne 1 ]]; then fail "$what: exit status $status, want 1 (stderr: $out)"; return; fi
+  if [[ "$out" != *"$fragment"* ]]; then fail "$what: stderr lacks '$fragment': $out"; return; fi
+  echo "ok: $what -> $out"
+}
+
+# expect_usage_error "description" cmd...: a malformed command line exits 2
+# or more (CLI11's codes) with a message, never by a signal.
+expect_usage_error() {
+  local what="$1"; shift
+  local out status
+  out=$(timeout 60 "$@" 2>&1 >/dev/null); status=$?
+  if [[ $status -eq 0 || $status -ge 128 || -z "$out" ]]; then
+    fail "$what: exit status $status (stderr: $out)"; return
+  fi
+  echo "ok: $what -> status $status"
+}
+
+finish() {
+  if [[ $failures -ne 0 ]]; then echo "$failures check(s) failed" >&2; exit 1; fi
+  echo "all checks passed"
+}

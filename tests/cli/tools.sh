@@ -1,0 +1,29 @@
+# info, tokenize, synth and perplexity do what they say on the bundled files.
+source "$(dirname "$0")/lib.sh"
+M="$SRC/models/stories260K.gguf"
+V="$SRC/tests/data/vocab"
+
+out=$("$CHORUS" info "$M")
+for want in "dim           64" "layers        5" "kv 4" "512 tokens"; do
+  [[ "$out" == *"$want"* ]] && echo "ok: info shows '$want'" || fail "info lacks '$want': $out"
+done
+
+# Ids from llama.cpp's conformance vectors for the LLaMA 2 vocabulary.
+got=$("$CHORUS" tokenize -m "$V/ggml-vocab-llama-spm.gguf" -p "Hello world" --ids --no-bos)
+[[ "$got" == "[15043, 3186]" ]] && echo "ok: tokenize spm" || fail "tokenize spm: $got"
+got=$("$CHORUS" tokenize -m "$V/ggml-vocab-llama-bpe.gguf" -p "Hello world" --ids --no-bos)
+[[ "$got" == "[9906, 1917]" ]] && echo "ok: tokenize bpe" || fail "tokenize bpe: $got"
+
+"$CHORUS" synth --shape tiny --type q4_0 -o "$TMP/tiny.gguf" 2>/dev/null || fail "synth tiny"
+out=$("$CHORUS" info "$TMP/tiny.gguf")
+[[ "$out" == *"q4_0"* && "$out" == *"layers        2"* ]] && echo "ok: synth tiny q4_0 loads" || fail "synth info: $out"
+"$CHORUS" run -m "$TMP/tiny.gguf" -p "Hello" -n 4 --temp 0 >/dev/null 2>&1 && echo "ok: synth model runs" || fail "synth model does not run"
+
+out=$("$CHORUS" perplexity -m "$M" -f "$SRC/tests/data/stories.txt" -c 128 2>/dev/null)
+ppl=$(echo "$out" | sed -n 's/^perplexity: \([0-9.]*\).*/\1/p')
+if [[ -n "$ppl" ]] && awk -v p="$ppl" 'BEGIN{exit !(p > 1 && p < 30)}'; then
+  echo "ok: perplexity $ppl"
+else
+  fail "perplexity output: $out"
+fi
+finish
