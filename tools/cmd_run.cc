@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
@@ -11,7 +12,9 @@
 
 #include "decode/generate.h"
 #include "decode/sampler.h"
+#include "engine/engine.h"
 #include "engine/reference_forward.h"
+#include "tools/engine_options.h"
 #include "model/model.h"
 #include "tools/commands.h"
 #include "util/error.h"
@@ -38,6 +41,9 @@ struct RunArgs {
   bool ignore_eos = false;
   bool json = false;
   bool no_bos = false;
+  bool reference = false;
+  std::string weights = "auto";
+  std::string output_head = "auto";
 };
 
 std::string read_text_file(const std::string& path) {
@@ -88,7 +94,27 @@ int run_generate(RunArgs a) {
   gp.ignore_eos = a.ignore_eos;
   gp.sampler = sp;
 
-  ReferenceForward forward(*model, context);
+  // The engine packs the weights at start-up; the reference pass reads them
+  // in place, one row at a time.
+  std::unique_ptr<ReferenceForward> reference;
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<LogitsSource> source;
+  const double t_pack = now_seconds();
+  if (a.reference) {
+    reference = std::make_unique<ReferenceForward>(*model, context);
+    source = std::make_unique<ReferenceSource>(*reference);
+  } else {
+    EngineOptions eo;
+    eo.context = context;
+    eo.threads = a.threads;
+    eo.max_streams = 1;
+    eo.weights = parse_weight_format(a.weights, "--weights");
+    eo.output = parse_weight_format(a.output_head, "--output-head");
+    engine = std::make_unique<Engine>(*model, eo);
+    source = std::make_unique<EngineSource>(*engine, *model);
+  }
+  const double pack_seconds = now_seconds() - t_pack;
+  const std::string backend = a.reference ? "f32 reference" : std::string(engine->kernel_name());
   StreamDecoder text(tok);
   std::string all_text;
   std::vector<int32_t> generated;
@@ -97,7 +123,7 @@ int run_generate(RunArgs a) {
     std::fputs(shown.c_str(), stdout);
     std::fflush(stdout);
   }
-  const GenerateStats stats = generate(forward, prompt, gp, [&](int32_t id) {
+  const GenerateStats stats = generate(*source, prompt, gp, [&](int32_t id) {
     generated.push_back(id);
     const std::string piece = text.push(id);
     all_text += piece;
@@ -123,7 +149,9 @@ int run_generate(RunArgs a) {
     j["text"] = all_text;
     j["tokens"] = generated;
     j["seed"] = sp.seed;
+    j["backend"] = backend;
     j["timings"] = {{"load_s", load_seconds},
+                    {"pack_s", pack_seconds},
                     {"prompt_tokens", stats.n_prompt},
                     {"prompt_tokens_per_s", prompt_tps},
                     {"generated_tokens", stats.n_generated},
@@ -137,9 +165,9 @@ int run_generate(RunArgs a) {
   std::printf("\n");
   std::fflush(stdout);
   std::fprintf(stderr,
-               "\n[chorus] load %.0f ms | prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s, "
-               "%.2f ms/token | peak RSS %.1f MiB | seed %llu\n",
-               load_seconds * 1000, stats.n_prompt, prompt_tps, stats.n_generated, gen_tps, ms_per_token,
+               "\n[chorus] %s, %d threads | load %.0f ms, pack %.0f ms | prompt %d tokens, %.1f tok/s | "
+               "generated %d tokens, %.1f tok/s, %.2f ms/token | peak RSS %.1f MiB | seed %llu\n",
+               backend.c_str(), a.reference ? 1 : a.threads, load_seconds * 1000, pack_seconds * 1000, stats.n_prompt, prompt_tps, stats.n_generated, gen_tps, ms_per_token,
                peak_mib, static_cast<unsigned long long>(sp.seed));
   return 0;
 }
@@ -169,6 +197,10 @@ void add_run_command(CLI::App& app, Command* selected) {
   cmd->add_option("-s,--seed", args->seed, "Random seed (default: random; printed at the end)");
   cmd->add_flag("--ignore-eos", args->ignore_eos, "Keep generating after the end-of-sequence token");
   cmd->add_flag("--no-bos", args->no_bos, "Do not add the BOS token to the prompt");
+  cmd->add_flag("--reference", args->reference, "Use the plain f32 reference forward pass (slow, exact)");
+  cmd->add_option("--weights", args->weights, "Layer weights: auto (as stored), int4, int8, f32")
+      ->capture_default_str();
+  cmd->add_option("--output-head", args->output_head, "Output head: auto, int4, int8, f32")->capture_default_str();
   cmd->add_flag("--json", args->json, "Print one JSON object with text, ids and timings instead of streaming");
   cmd->callback([args, selected] { *selected = [args] { return run_generate(*args); }; });
 }

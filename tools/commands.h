@@ -18,5 +18,6 @@ void add_tokenize_command(CLI::App& app, Command* selected);
 void add_synth_command(CLI::App& app, Command* selected);
 void add_perplexity_command(CLI::App& app, Command* selected);
 void add_quantize_command(CLI::App& app, Command* selected);
+void add_bench_command(CLI::App& app, Command* selected);
 
 }  // namespace chorus::tools

@@ -25,6 +25,12 @@ bool hits_stop(const std::string& text, size_t new_bytes, const std::vector<std:
 
 GenerateStats generate(ReferenceForward& forward, std::span<const int32_t> prompt,
                        const GenerateParams& params, const OnToken& on_token) {
+  ReferenceSource source(forward);
+  return generate(source, prompt, params, on_token);
+}
+
+GenerateStats generate(LogitsSource& forward, std::span<const int32_t> prompt,
+                       const GenerateParams& params, const OnToken& on_token) {
   validate(params.sampler);
   check(!prompt.empty(), "prompt", "is empty; it needs at least one token (usually BOS)");
   check(params.n_predict >= 0, "n_predict", "must be >= 0, got {}", params.n_predict);
@@ -41,8 +47,7 @@ GenerateStats generate(ReferenceForward& forward, std::span<const int32_t> promp
   stats.n_prompt = n_prompt;
   forward.reset();
   const double t0 = now_seconds();
-  std::span<const float> logits;
-  for (int i = 0; i < n_prompt; ++i) logits = forward.forward(prompt[i], i);
+  std::span<const float> logits = forward.advance(prompt, 0);
   const double t1 = now_seconds();
   stats.prompt_seconds = t1 - t0;
 
@@ -71,7 +76,7 @@ GenerateStats generate(ReferenceForward& forward, std::span<const int32_t> promp
       break;
     }
     // The last token is never fed back: nothing would read its logits.
-    if (i + 1 < params.n_predict) logits = forward.forward(id, n_prompt + i);
+    if (i + 1 < params.n_predict) logits = forward.advance(std::span<const int32_t>(&id, 1), n_prompt + i);
   }
   stats.generation_seconds = now_seconds() - t1;
   return stats;

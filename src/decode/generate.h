@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "decode/sampler.h"
+#include "decode/logits_source.h"
 #include "engine/reference_forward.h"
 
 namespace chorus {
@@ -47,6 +48,9 @@ using OnToken = std::function<bool(int32_t id)>;
 // (unless ignore_eos); so does the token that completes a stop string.
 // Throws Error when the prompt is empty, n_predict < 0, or
 // prompt + n_predict exceeds forward.context_length().
+GenerateStats generate(LogitsSource& forward, std::span<const int32_t> prompt,
+                       const GenerateParams& params, const OnToken& on_token);
+// The same on the f32 reference pass.
 GenerateStats generate(ReferenceForward& forward, std::span<const int32_t> prompt,
                        const GenerateParams& params, const OnToken& on_token);
 

@@ -24,10 +24,17 @@ expect_error "context above the model's" "-c" "$CHORUS" run -m "$M" -p hi -c 100
 expect_error "prompt longer than the context" "context" "$CHORUS" run -m "$M" -p "$(printf 'once upon a time %.0s' {1..40})" -c 16
 expect_error "negative temperature" "temp" "$CHORUS" run -m "$M" -p hi --temp -1
 expect_error "top-p above 1" "top" "$CHORUS" run -m "$M" -p hi --top-p 1.5
+expect_error "unknown weight format" "--weights" "$CHORUS" run -m "$M" -p hi --weights int3
 expect_error "unknown synth shape" "unknown shape" "$CHORUS" synth --shape gpt-9 -o "$TMP/x.gguf"
 expect_error "synth into a missing directory" "$TMP/no/such/dir" "$CHORUS" synth --shape tiny -o "$TMP/no/such/dir/x.gguf"
 expect_error "synth with an unknown type" "q3_Z" "$CHORUS" synth --shape tiny --type q3_Z -o "$TMP/x.gguf"
 expect_error "perplexity on a missing text" "nope.txt" "$CHORUS" perplexity -m "$M" -f "$TMP/nope.txt"
+"$CHORUS" quantize "$M" "$TMP/q8.gguf" --type q8_0 2>/dev/null
+expect_error "requantizing a quantized model" "already quantized" "$CHORUS" quantize "$TMP/q8.gguf" "$TMP/q4.gguf" --type q4_0
+expect_error "quantize to an unwritable path" "$TMP/missing/x.gguf" "$CHORUS" quantize "$M" "$TMP/missing/x.gguf"
+expect_error "quantize to a type chorus cannot write" "q6_K" "$CHORUS" quantize "$M" "$TMP/x.gguf" --type q6_K
+"$CHORUS" synth --shape tiny -o "$TMP/tiny.gguf" 2>/dev/null
+expect_error "KL base with another vocabulary" "vocabulary" "$CHORUS" perplexity -m "$M" -f "$SRC/tests/data/stories.txt" --kl-divergence "$TMP/tiny.gguf"
 expect_usage_error "unknown subcommand" "$CHORUS" frobnicate
 expect_usage_error "non-numeric -n" "$CHORUS" run -m "$M" -p hi -n lots
 finish

@@ -8,9 +8,15 @@ ids_of() {  # the "tokens" array of `chorus run --json`, space separated
 }
 
 for m in stories260K.gguf stories260K.bin; do
-  got=$("$CHORUS" run -m "$SRC/models/$m" -p "" -n 30 --temp 0 --ignore-eos --json | ids_of)
-  [[ "$got" == "$REF" ]] && echo "ok: greedy ids from $m" || fail "greedy ids from $m: got '$got'"
+  for path in "" --reference; do
+    got=$("$CHORUS" run -m "$SRC/models/$m" -p "" -n 30 --temp 0 --ignore-eos --json $path | ids_of)
+    [[ "$got" == "$REF" ]] && echo "ok: greedy ids from $m $path" || fail "greedy ids from $m $path: got '$got'"
+  done
 done
+
+# INT4 weights (quantized at load) still tell the same story for a while.
+got=$("$CHORUS" run -m "$SRC/models/stories260K.gguf" -p "" -n 30 --temp 0 --ignore-eos --json --weights int4 | ids_of)
+[[ -n "$got" ]] && echo "ok: int4 weights run ($got)" || fail "int4 weights gave no ids"
 
 a=$("$CHORUS" run -m "$SRC/models/stories260K.gguf" -p "Once upon a time" -n 40 --temp 0.9 --seed 11 --json | ids_of)
 b=$("$CHORUS" run -m "$SRC/models/stories260K.gguf" -p "Once upon a time" -n 40 --temp 0.9 --seed 11 --json | ids_of)

@@ -1,0 +1,50 @@
+# chorus bench: a tiny run on stories260K prints the table and the JSON with
+# every test and positive speeds; bad options are reported errors.
+source "$(dirname "$0")/lib.sh"
+M="$SRC/models/stories260K.gguf"
+ARGS=(-m "$M" -p 32 -n 16 -r 1 --streams 2)
+
+out=$(timeout 60 "$CHORUS" bench "${ARGS[@]}" 2>&1)
+[[ $? -eq 0 ]] || fail "bench table run failed: $out"
+[[ "$out" == *"| model | size | params | backend | threads | test | t/s |"* ]] && echo "ok: table header" \
+  || fail "table header missing: $out"
+for t in "pp32" "tg16" "tg16 x2 streams"; do
+  line=$(echo "$out" | grep -F "| $t |")
+  tps=$(echo "$line" | awk -F'|' '{print $8}' | awk '{print $1}')
+  if [[ -n "$tps" ]] && awk -v v="$tps" 'BEGIN{exit !(v > 0)}'; then
+    echo "ok: table $t $tps t/s"
+  else
+    fail "table row '$t' lacks a positive t/s: $line"
+  fi
+done
+[[ "$out" == *"peak RSS"* && "$out" == *"packed weights"* && "$out" == *"KV"* ]] && echo "ok: summary line" \
+  || fail "summary line missing: $out"
+
+json=$(timeout 60 "$CHORUS" bench "${ARGS[@]}" --json -o "$TMP/bench.json" 2>/dev/null)
+[[ $? -eq 0 ]] || fail "bench --json failed"
+cmp -s <(echo "$json") "$TMP/bench.json" && echo "ok: -o writes the printed JSON" || fail "-o file differs from --json output"
+# No JSON parser is assumed: check each test object for its name and a
+# positive tokens_per_s with plain text tools.
+flat=$(echo "$json" | tr -d '\n ')
+for t in "pp32" "tg16" "tg16x2streams"; do
+  obj=$(echo "$flat" | grep -o '{[^{}]*"test":"'"$t"'"[^{}]*}')
+  tps=$(echo "$obj" | sed -n 's/.*"tokens_per_s":\([0-9.eE+-]*\).*/\1/p')
+  if [[ -n "$tps" ]] && awk -v v="$tps" 'BEGIN{exit !(v > 0)}'; then
+    echo "ok: json $t $tps t/s"
+  else
+    fail "json test '$t' lacks a positive tokens_per_s: $obj"
+  fi
+done
+for key in '"peak_rss_bytes":' '"kv_bytes":' '"packed_weight_bytes":' '"load_s":'; do
+  [[ "$flat" == *"$key"* ]] && echo "ok: json has $key" || fail "json lacks $key"
+done
+
+expect_error "bench -t 0" "thread count" "$CHORUS" bench -m "$M" -t 0
+expect_error "bench -p 0" "prompt length" "$CHORUS" bench -m "$M" -p 0
+expect_error "bench -p beyond context" "exceeds the model's context" "$CHORUS" bench -m "$M" -p 100000
+expect_error "bench -r 0" "repetitions" "$CHORUS" bench -m "$M" -r 0
+expect_error "bench --streams 65" "stream counts" "$CHORUS" bench -m "$M" --streams 65
+expect_error "bench --weights bad" "--weights" "$CHORUS" bench -m "$M" --weights q3
+expect_error "bench missing model" "stories-missing.gguf" "$CHORUS" bench -m "$TMP/stories-missing.gguf"
+expect_usage_error "bench without -m" "$CHORUS" bench
+finish

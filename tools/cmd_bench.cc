@@ -1,0 +1,331 @@
+// `chorus bench`: prefill, decode and batched-decode speed of the step engine,
+// in the manner of llama.cpp's llama-bench: fixed pseudo-random token ids, one
+// warm-up run per test, then -r timed repetitions reported as mean ± stddev
+// tokens/s, plus load time, packed weight bytes, KV bytes and peak RSS.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "engine/engine.h"
+#include "model/model.h"
+#include "tools/commands.h"
+#include "util/error.h"
+#include "util/resources.h"
+
+namespace chorus::tools {
+namespace {
+
+struct BenchArgs {
+  std::string model;
+  std::string tokenizer;
+  std::vector<int> prompt = {512};
+  int n_gen = 128;
+  std::vector<int> streams = {4, 8};
+  int threads = 2;
+  int repetitions = 3;
+  int ubatch = 64;
+  std::string weights = "auto";
+  std::string output_head = "auto";
+  bool json = false;
+  std::string output_file;
+};
+
+enum class TestKind { kPrefill, kDecode, kStreams };
+
+struct TestSpec {
+  TestKind kind;
+  int tokens;   // prompt length, or decode tokens per stream
+  int streams;  // 1 except for kStreams
+  std::string name;
+};
+
+struct TestResult {
+  TestSpec spec;
+  std::vector<double> tps;  // one per repetition
+  double mean = 0;
+  double stddev = 0;
+};
+
+WeightFormat parse_format(const std::string& s, const char* option) {
+  if (s == "auto") return WeightFormat::kAuto;
+  if (s == "int4") return WeightFormat::kInt4;
+  if (s == "int8") return WeightFormat::kInt8;
+  if (s == "f32") return WeightFormat::kF32;
+  throw Error(option, fmt::format("must be auto, int4, int8 or f32, got '{}'", s));
+}
+
+std::string basename_of(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+std::string human_bytes(double bytes) {
+  if (bytes >= 1024.0 * 1048576.0) return fmt::format("{:.2f} GiB", bytes / (1024.0 * 1048576.0));
+  if (bytes >= 1048576.0) return fmt::format("{:.2f} MiB", bytes / 1048576.0);
+  return fmt::format("{:.2f} KiB", bytes / 1024.0);
+}
+
+std::string human_count(double n) {
+  if (n >= 1e9) return fmt::format("{:.2f} B", n / 1e9);
+  if (n >= 1e6) return fmt::format("{:.2f} M", n / 1e6);
+  return fmt::format("{:.2f} K", n / 1e3);
+}
+
+int64_t count_params(const Model& m) {
+  int64_t n = 0;
+  auto add = [&](const WeightView& w) { n += w.rows * w.cols; };
+  add(m.weights.token_embedding);
+  add(m.weights.output_norm);
+  if (!m.config.tied_output) add(m.weights.output);
+  for (const auto& l : m.weights.layers) {
+    for (const auto* w :
+         {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down}) {
+      add(*w);
+    }
+  }
+  return n;
+}
+
+// Runs the tests on one engine. Every run starts from an empty KV cache.
+class Runner {
+ public:
+  Runner(Engine& engine, int ubatch, int n_vocab) : engine_(engine), ubatch_(ubatch) {
+    std::mt19937 rng(1234);
+    std::uniform_int_distribution<int32_t> dist(0, n_vocab - 1);
+    tokens_.resize(4096);
+    for (auto& t : tokens_) t = dist(rng);
+  }
+
+  // Seconds for one run of the test; `limit` caps decode steps (warm-up).
+  double run(const TestSpec& t, int limit = -1) {
+    engine_.kv_cache().clear();
+    const double start = now_seconds();
+    if (t.kind == TestKind::kPrefill) {
+      prefill(t.tokens);
+    } else {
+      const int steps = limit >= 0 ? std::min(limit, t.tokens) : t.tokens;
+      decode(steps, t.streams);
+    }
+    return now_seconds() - start;
+  }
+
+ private:
+  int32_t token(int i) const { return tokens_[static_cast<size_t>(i) % tokens_.size()]; }
+
+  // A chain of rows per chunk of ubatch tokens; logits for the last one only.
+  void prefill(int n) {
+    for (int start = 0; start < n; start += ubatch_) {
+      const int len = std::min(ubatch_, n - start);
+      rows_.assign(len, Row{});
+      for (int j = 0; j < len; ++j) {
+        Row& r = rows_[j];
+        r.token = token(start + j);
+        r.pos = start + j;
+        r.parent = j == 0 ? -1 : j - 1;
+        r.want_logits = start + j == n - 1;
+      }
+      engine_.step(rows_);
+    }
+  }
+
+  // `streams` rows per step, one per stream, each attached to its committed
+  // cache; every row wants logits, as a sampler would.
+  void decode(int steps, int streams) {
+    for (int i = 0; i < steps; ++i) {
+      rows_.assign(streams, Row{});
+      for (int s = 0; s < streams; ++s) {
+        Row& r = rows_[s];
+        r.token = token(i * streams + s);
+        r.pos = i;
+        r.stream = static_cast<int16_t>(s);
+        r.want_logits = true;
+      }
+      engine_.step(rows_);
+    }
+  }
+
+  Engine& engine_;
+  int ubatch_;
+  std::vector<int32_t> tokens_;
+  std::vector<Row> rows_;
+};
+
+void summarize(TestResult& r) {
+  double sum = 0;
+  for (double v : r.tps) sum += v;
+  r.mean = sum / r.tps.size();
+  double sq = 0;
+  for (double v : r.tps) sq += (v - r.mean) * (v - r.mean);
+  r.stddev = r.tps.size() > 1 ? std::sqrt(sq / (r.tps.size() - 1)) : 0.0;
+}
+
+int run_bench(BenchArgs a) {
+  check(!a.prompt.empty(), "-p", "give at least one prompt length");
+  check(a.threads >= 1 && a.threads <= 256, "-t", "thread count must be 1..256, got {}", a.threads);
+  check(a.repetitions >= 1 && a.repetitions <= 1000, "-r", "repetitions must be 1..1000, got {}",
+        a.repetitions);
+  check(a.ubatch >= 1 && a.ubatch <= 4096, "--ubatch", "rows per step must be 1..4096, got {}",
+        a.ubatch);
+  check(a.n_gen >= 0, "-n", "decode tokens must be >= 0 (0 skips decode), got {}", a.n_gen);
+  for (int p : a.prompt) check(p >= 1, "-p", "prompt lengths must be >= 1, got {}", p);
+  std::vector<int> streams;
+  for (int k : a.streams) {
+    check(k >= 0 && k <= KvCache::kMaxStreams, "--streams", "stream counts must be 0..{} (0 skips), got {}",
+          KvCache::kMaxStreams, k);
+    if (k > 0 && a.n_gen > 0) streams.push_back(k);
+  }
+  const WeightFormat weights = parse_format(a.weights, "--weights");
+  const WeightFormat head = parse_format(a.output_head, "--output-head");
+
+  const double t_load = now_seconds();
+  const auto model = load_model(a.model, a.tokenizer);
+  const ModelConfig& c = model->config;
+  const int max_prompt = *std::max_element(a.prompt.begin(), a.prompt.end());
+  check(max_prompt <= c.context_length, "-p", "prompt length {} exceeds the model's context {}",
+        max_prompt, c.context_length);
+  check(a.n_gen <= c.context_length, "-n", "{} decode tokens exceed the model's context {}", a.n_gen,
+        c.context_length);
+  const int max_streams = streams.empty() ? 1 : *std::max_element(streams.begin(), streams.end());
+
+  // Cells for the biggest test: the prompt, or every stream's tokens.
+  EngineOptions eo;
+  eo.max_rows = std::max(a.ubatch, max_streams);
+  eo.max_streams = max_streams;
+  eo.context = std::max({max_prompt, a.n_gen * max_streams, 1});
+  eo.threads = a.threads;
+  eo.weights = weights;
+  eo.output = head;
+  Engine engine(*model, eo);
+  const double load_seconds = now_seconds() - t_load;
+
+  std::vector<TestSpec> tests;
+  for (int p : a.prompt) tests.push_back({TestKind::kPrefill, p, 1, fmt::format("pp{}", p)});
+  if (a.n_gen > 0) tests.push_back({TestKind::kDecode, a.n_gen, 1, fmt::format("tg{}", a.n_gen)});
+  for (int k : streams) {
+    tests.push_back({TestKind::kStreams, a.n_gen, k, fmt::format("tg{} x{} streams", a.n_gen, k)});
+  }
+
+  Runner runner(engine, a.ubatch, c.n_vocab);
+  std::vector<TestResult> results;
+  for (const TestSpec& t : tests) {
+    // Warm-up: a whole prefill, or a few decode steps.
+    runner.run(t, t.kind == TestKind::kPrefill ? -1 : 4);
+    TestResult r{t, {}, 0, 0};
+    for (int i = 0; i < a.repetitions; ++i) {
+      const double s = runner.run(t);
+      r.tps.push_back(static_cast<double>(t.tokens) * t.streams / std::max(s, 1e-9));
+    }
+    summarize(r);
+    results.push_back(std::move(r));
+  }
+  engine.kv_cache().clear();
+
+  const std::string name = basename_of(model->path);
+  const int64_t params = count_params(*model);
+  const PackedWeight& w0 = engine.weights().layers.front().wq;
+  const std::string packed = fmt::format("{} weights, {} head", packed_format_name(w0.format),
+                                         packed_format_name(engine.weights().output.format));
+  const std::string backend = fmt::format("CPU {}", engine.kernel_name());
+  const size_t peak = peak_rss_bytes();
+
+  nlohmann::json j;
+  j["model"] = name;
+  j["path"] = model->path;
+  j["file_bytes"] = model->file_bytes;
+  j["params"] = params;
+  j["backend"] = backend;
+  j["kernels"] = std::string(engine.kernel_name());
+  j["weights"] = std::string(packed_format_name(w0.format));
+  j["output_head"] = std::string(packed_format_name(engine.weights().output.format));
+  j["threads"] = a.threads;
+  j["ubatch"] = a.ubatch;
+  j["repetitions"] = a.repetitions;
+  j["load_s"] = load_seconds;
+  j["packed_weight_bytes"] = engine.weight_bytes();
+  j["kv_bytes"] = engine.kv_bytes();
+  j["kv_cells"] = engine.options().context;
+  j["peak_rss_bytes"] = peak;
+  j["peak_rss_mib"] = peak / 1048576.0;
+  nlohmann::json jt = nlohmann::json::array();
+  for (const TestResult& r : results) {
+    const char* kind = r.spec.kind == TestKind::kPrefill ? "prefill"
+                       : r.spec.kind == TestKind::kDecode ? "decode"
+                                                          : "batched_decode";
+    jt.push_back({{"test", r.spec.name},
+                  {"kind", kind},
+                  {"n_prompt", r.spec.kind == TestKind::kPrefill ? r.spec.tokens : 0},
+                  {"n_gen", r.spec.kind == TestKind::kPrefill ? 0 : r.spec.tokens},
+                  {"streams", r.spec.streams},
+                  {"tokens_per_s", r.mean},
+                  {"stddev", r.stddev},
+                  {"ms_per_token", r.mean > 0 ? 1000.0 / r.mean : 0.0},
+                  {"samples", r.tps}});
+  }
+  j["tests"] = jt;
+  const std::string dumped = j.dump(2);
+
+  if (!a.output_file.empty()) {
+    std::ofstream out(a.output_file);
+    check(static_cast<bool>(out), a.output_file, "cannot open for writing");
+    out << dumped << "\n";
+    check(static_cast<bool>(out), a.output_file, "write failed");
+  }
+  if (a.json) {
+    std::printf("%s\n", dumped.c_str());
+    return 0;
+  }
+
+  const std::string size = human_bytes(static_cast<double>(model->file_bytes));
+  const std::string prm = human_count(static_cast<double>(params));
+  std::printf("| model | size | params | backend | threads | test | t/s |\n");
+  std::printf("| --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
+  for (const TestResult& r : results) {
+    std::printf("| %s | %s | %s | %s | %d | %s | %.2f ± %.2f |\n", name.c_str(), size.c_str(),
+                prm.c_str(), backend.c_str(), a.threads, r.spec.name.c_str(), r.mean, r.stddev);
+  }
+  std::printf(
+      "\nload %.0f ms (packing included) | %s | packed weights %.2f MiB | KV %.2f MiB (%d cells) | "
+      "peak RSS %.1f MiB | file %.2f MiB | ubatch %d | %d repetitions\n",
+      load_seconds * 1000, packed.c_str(), engine.weight_bytes() / 1048576.0,
+      engine.kv_bytes() / 1048576.0, engine.options().context, peak / 1048576.0,
+      model->file_bytes / 1048576.0, a.ubatch, a.repetitions);
+  return 0;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, Command* selected) {
+  auto args = std::make_shared<BenchArgs>();
+  CLI::App* cmd = app.add_subcommand("bench", "Measure prefill, decode and batched-decode speed");
+  cmd->add_option("-m,--model", args->model, "GGUF or llama2.c model file")->required();
+  cmd->add_option("--tokenizer", args->tokenizer, "tokenizer.bin for a llama2.c model (default: beside it)");
+  cmd->add_option("-p,--n-prompt", args->prompt, "Prompt lengths to prefill (comma list)")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("-n,--n-gen", args->n_gen, "Tokens to decode (0 skips decode tests)")
+      ->capture_default_str();
+  cmd->add_option("--streams", args->streams,
+                  "Batched decode: stream counts, each stream decoding -n tokens (comma list; 0 skips)")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("-t,--threads", args->threads, "Worker threads")->capture_default_str();
+  cmd->add_option("-r,--repetitions", args->repetitions, "Timed runs per test")->capture_default_str();
+  cmd->add_option("--ubatch", args->ubatch, "Prefill rows per engine step")->capture_default_str();
+  cmd->add_option("--weights", args->weights, "Layer weight format: auto, int4, int8, f32")
+      ->capture_default_str();
+  cmd->add_option("--output-head", args->output_head, "Output head format: auto, int4, int8, f32")
+      ->capture_default_str();
+  cmd->add_flag("--json", args->json, "Print JSON instead of the table");
+  cmd->add_option("-o,--output", args->output_file, "Also write the JSON to this file");
+  cmd->callback([args, selected] { *selected = [args] { return run_bench(*args); }; });
+}
+
+}  // namespace chorus::tools
