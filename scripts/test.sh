@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=build; args=()
 if [[ "${1:-}" == "--asan" ]]; then
-  dir=build-asan; args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHORUS_SANITIZE=ON)
+  dir=build-asan; args=(-DCMAKE_BUILD_TYPE=Debug -DCHORUS_SANITIZE=ON)
 fi
 bash scripts/build.sh "$dir" "${args[@]}"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
