@@ -7,19 +7,15 @@
 #include <vector>
 
 #include "util/error.h"
+#include "test_data/stories260k.h"
 
 namespace chorus {
 namespace {
 
 const std::string kModels = std::string(CHORUS_SOURCE_DIR) + "/models/";
 
-const std::vector<int32_t> kReferenceIds = {
-    403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401,
-    396, 267, 337, 410, 408, 419, 292, 411, 322, 265, 282, 295, 433, 426, 385, 328, 432,
-    358, 394, 261, 370, 432, 352, 266, 268, 388, 426, 338, 391, 266, 267, 337, 335, 312,
-    432, 398, 312, 286, 267, 414, 270, 333, 415, 426, 13,  438, 310, 439, 419, 357, 336,
-    432, 313, 438, 310, 432, 278, 316, 439, 419, 298, 414, 267, 265, 282, 295, 433, 426,
-    436, 317, 286, 296, 418, 269, 279, 292, 416, 439, 413, 409, 416, 327, 263};
+// tests/data/stories260K_greedy_ids.txt: greedy from BOS, the first 100 ids.
+const std::vector<int32_t>& kReferenceIds = test_data::stories260k_greedy_ids();
 
 GenerateParams greedy(int n) {
   GenerateParams p;

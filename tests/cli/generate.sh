@@ -1,7 +1,7 @@
 # End to end: greedy generation from the command line reproduces the
 # reference ids of stories260K from both file formats; seeded sampling repeats.
 source "$(dirname "$0")/lib.sh"
-REF="403 407 261 378 432 383 286 261 376 298 315 421 395 317 426 338 401 396 267 337 410 408 419 292 411 322 265 282 295 433"
+REF=$(tr -s '[:space:]' ' ' < "$SRC/tests/data/stories260K_greedy_ids.txt" | cut -d' ' -f1-30)
 
 ids_of() {  # the "tokens" array of `chorus run --json`, space separated
   tr -d ' \n' | grep -o '"tokens":\[[0-9,]*\]' | sed 's/"tokens":\[//; s/\]//; s/,/ /g'
