@@ -501,7 +501,7 @@ TEST_F(SyntheticEngineTest, Int4WeightsStayCloseToReference) {
   Engine e(*model, o);
   EXPECT_EQ(e.weights().layers[0].wq.format, PackedFormat::kInt4);
   EXPECT_EQ(e.weights().layers[0].w_down.format, PackedFormat::kInt4);
-  EXPECT_EQ(e.weights().output.format, PackedFormat::kInt8);
+  EXPECT_EQ(e.weights().output.format, PackedFormat::kInt4);  // a Q4_0 head repacks losslessly
   ReferenceForward ref(*model, 256);
   const int n_vocab = model->config.n_vocab;
 
@@ -547,6 +547,26 @@ TEST_F(SyntheticEngineTest, OutputHeadFormatIsSelectable) {
     rows.back().want_logits = true;
     EXPECT_LT(rel_l2(e.step(rows), want), 0.1) << weight_format_name(f);
   }
+}
+
+// Automatic formats: a head that would need requantizing (here Q8_0) is
+// kept at 8 bits, while Q4_0 layers still repack to 4 bits.
+TEST(EngineWeightPolicy, QuantizedHeadThatCannotRepackStaysEightBit) {
+  const std::string path = (std::filesystem::path(::testing::TempDir()) /
+                            ("chorus_engine_q8head_" + std::to_string(::getpid()) + ".gguf"))
+                               .string();
+  SynthOptions so;
+  so.type = gguf::TensorType::kQ4_0;
+  so.embedding_type = gguf::TensorType::kQ8_0;
+  so.vocab_path = kSource + "/tests/data/vocab/ggml-vocab-llama-spm.gguf";
+  write_synthetic_model(find_synthetic_shape("tiny"), so, path);
+  {
+    auto model = load_model(path);
+    Engine e(*model, small_options());
+    EXPECT_EQ(e.weights().layers[0].wq.format, PackedFormat::kInt4);
+    EXPECT_EQ(e.weights().output.format, PackedFormat::kInt8);
+  }
+  std::filesystem::remove(path);
 }
 
 // Forced f32, the same file computes what the reference computes.

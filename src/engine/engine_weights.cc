@@ -32,8 +32,10 @@ bool pack_int4_reads(TensorType t) {
 // f32 (exact, so small float models match the reference), Q8_0 stays 8-bit,
 // and the remaining quant types (Q5_*, Q2_K, Q3_K, Q5_K, Q6_K) have no
 // kernel of their own and are requantized to 4-bit. The output head decides
-// every token's logits, so a quantized one is held at 8 bits. Matrices whose
-// rows are not whole blocks of 32 can only use the f32 kernel.
+// every token's logits, so one that would need requantizing is held at
+// 8 bits instead; a 4-bit one repacks losslessly like the layers (8 bits
+// would only double its bytes for the same values). Matrices whose rows are
+// not whole blocks of 32 can only use the f32 kernel.
 PackedFormat choose_format(const WeightView& w, WeightFormat requested, bool is_output) {
   if (w.cols % kQuantBlock != 0) return PackedFormat::kF32;
   switch (requested) {
@@ -47,6 +49,7 @@ PackedFormat choose_format(const WeightView& w, WeightFormat requested, bool is_
       break;
   }
   if (is_float_type(w.type)) return PackedFormat::kF32;
+  if (kernels::is_lossless_int4_source(w.type)) return PackedFormat::kInt4;
   if (is_output || w.type == TensorType::kQ8_0) return PackedFormat::kInt8;
   return PackedFormat::kInt4;
 }
