@@ -195,18 +195,6 @@ void dequant_q3_k(const uint8_t* b, float* y) {
   }
 }
 
-// Eight 6-bit scales and eight 6-bit mins in 12 bytes (Q4_K, Q5_K): for
-// sub-blocks 0..3 the low 6 bits of bytes j and j + 4; for 4..7 a nibble of
-// byte j + 4 plus the top two bits of bytes j - 4 (scale) and j (min).
-void scale_min_k4(int j, const uint8_t* s, int* scale, int* min) {
-  if (j < 4) {
-    *scale = s[j] & 63;
-    *min = s[j + 4] & 63;
-  } else {
-    *scale = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
-    *min = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-  }
-}
 
 // Q4_K: f16 d, f16 dmin, scales[12], qs[128]. Each 64 elements use 32 bytes:
 // low nibbles are sub-block 2c, high nibbles sub-block 2c + 1;
@@ -512,6 +500,19 @@ const TypeTraits& checked_traits(TensorType type, int64_t n, std::string_view ve
 }
 
 }  // namespace
+
+// Eight 6-bit scales and eight 6-bit mins in 12 bytes (Q4_K, Q5_K): for
+// sub-blocks 0..3 the low 6 bits of bytes j and j + 4; for 4..7 a nibble of
+// byte j + 4 plus the top two bits of bytes j - 4 (scale) and j (min).
+void scale_min_k4(int j, const uint8_t* s, int* scale, int* min) {
+  if (j < 4) {
+    *scale = s[j] & 63;
+    *min = s[j + 4] & 63;
+  } else {
+    *scale = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+    *min = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
 
 void dequantize_row(TensorType type, const void* src, float* dst, int64_t n) {
   const TypeTraits& t = checked_traits(type, n, "dequantize");

@@ -19,4 +19,9 @@ void dequantize_row(TensorType type, const void* src, float* dst, int64_t n);
 void quantize_row(TensorType type, const float* src, void* dst, int64_t n);
 bool can_quantize(TensorType type);
 
+// Scale and min of sub-block j (0..7) of a Q4_K/Q5_K super-block, unpacked
+// from its 12 bytes of 6-bit fields (llama.cpp's get_scale_min_k4); shared
+// by the dequantizer and the INT4 repacker so both read the format alike.
+void scale_min_k4(int j, const uint8_t* s, int* scale, int* min);
+
 }  // namespace chorus::gguf

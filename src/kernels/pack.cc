@@ -55,17 +55,6 @@ void decode_q4_1(const uint8_t* src, Block4* out) {
   unpack_q4_nibbles(src + 4, out->codes);
 }
 
-// Six-bit scale and min j of a Q4_K super-block (llama.cpp's get_scale_min_k4).
-void q4_k_scale_min(int j, const uint8_t* s, int* scale, int* min) {
-  if (j < 4) {
-    *scale = s[j] & 63;
-    *min = s[j + 4] & 63;
-  } else {
-    *scale = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
-    *min = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-  }
-}
-
 // A Q4_K super-block gives eight of our blocks. The products d * scale and
 // dmin * min are formed exactly as the reference dequantizer forms them (and
 // are exact in f32), so scale * q + min rounds to the very same float.
@@ -77,7 +66,7 @@ void decode_q4_k(const uint8_t* src, Block4* out) {
   for (int j = 0; j < 8; ++j) {
     int sc = 0;
     int m = 0;
-    q4_k_scale_min(j, sm, &sc, &m);
+    gguf::scale_min_k4(j, sm, &sc, &m);
     out[j].scale = d * static_cast<float>(sc);
     out[j].min = -(dmin * static_cast<float>(m));
     const uint8_t* q = qs + 32 * (j / 2);
