@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "kernels/isa_tables.h"
+#include "kernels/reference_ops.h"
 
 namespace chorus::kernels {
 namespace {
@@ -99,19 +100,9 @@ void matmul_int8(const Int8Matrix& w, const QuantizedActivations* x, int n, floa
   }
 }
 
-float dot(const float* a, const float* b, int64_t n) {
-  // Independent partial sums so the loop vectorizes without -ffast-math.
-  constexpr int kLanes = 8;
-  float acc[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) acc[j] += a[i + j] * b[i + j];
-  }
-  float sum = 0.0f;
-  for (int j = 0; j < kLanes; ++j) sum += acc[j];
-  for (; i < n; ++i) sum += a[i] * b[i];
-  return sum;
-}
+// The portable dot product is the reference one: it is already written so
+// the compiler vectorizes it.
+float dot(const float* a, const float* b, int64_t n) { return ref::dot(a, b, n); }
 
 void matmul_f32(const float* w, int64_t cols, const float* x, int64_t ldx, int n, float* y, int64_t ldy,
                 int64_t r0, int64_t r1) {
