@@ -18,6 +18,8 @@ constexpr int kMaxContext = 1 << 24;
 // Weight rows are split across threads in multiples of this, so no two
 // threads write the same cache line of an output row (16 floats = 64 bytes).
 constexpr int64_t kRowGrain = 16;
+// Products run together in one run_matmuls call (q, k and v).
+constexpr size_t kMaxJobs = 3;
 
 Error row_error(size_t row, const std::string& what) {
   return Error(fmt::format("engine step: row {}", row), what);
@@ -47,7 +49,8 @@ Engine::Engine(const Model& model, const EngineOptions& options)
       kernels_(&kernels::best_kernel_table()),
       pool_(options_.threads),
       weights_(pack_engine_weights(model, options_.weights, options_.output, pool_)),
-      kv_(config_.n_layers, config_.kv_dim(), options_.context, options_.max_streams) {
+      kv_(config_.n_layers, config_.kv_dim(), options_.context, options_.max_streams),
+      adapters_(config_, options_.adapter_slots, options_.adapter_max_rank) {
   const ModelConfig& c = config_;
 
   rope_.head_dim = c.head_dim;
@@ -96,6 +99,11 @@ Engine::Engine(const Model& model, const EngineOptions& options)
   root_pos_.resize(rows);
   visible_.resize(rows);
   chain_buf_.resize(rows * (rows + 1) / 2);  // chains of lengths 1..max_rows at most
+  if (options_.adapter_slots > 0) {
+    lora_rows_.resize(rows);
+    lora_groups_.resize(rows);
+    lora_t_ = AlignedBuffer<float>(kMaxJobs * rows * options_.adapter_max_rank);
+  }
 }
 
 Engine::~Engine() = default;
@@ -143,7 +151,7 @@ void Engine::validate(std::span<const Row> rows) const {
   }
   for (size_t i = 0; i < rows.size(); ++i) {
     const Row& r = rows[i];
-    if (r.token < 0 || r.token >= c.n_vocab) {
+    if (r.embedding == nullptr && (r.token < 0 || r.token >= c.n_vocab)) {
       throw row_error(i, fmt::format("token = {} is out of range [0, {})", r.token, c.n_vocab));
     }
     if (r.pos < 0 || r.pos >= options_.context) {
@@ -154,9 +162,9 @@ void Engine::validate(std::span<const Row> rows) const {
       throw row_error(
           i, fmt::format("stream = {} is out of range [0, {})", r.stream, options_.max_streams));
     }
-    if (r.adapter != -1) {
-      throw row_error(i,
-                      fmt::format("adapter = {}: no adapter slots are loaded (use -1)", r.adapter));
+    if (r.adapter != -1 && !adapters_.loaded(r.adapter)) {
+      throw row_error(i, fmt::format("adapter = {} is not a loaded slot (of {}; -1 for none)",
+                                     r.adapter, adapters_.slots()));
     }
     if (r.parent == -1) continue;
     if (r.parent < 0 || static_cast<size_t>(r.parent) >= i) {
@@ -214,13 +222,39 @@ void Engine::begin_step(std::span<const Row> rows) {
     vis.n_committed = static_cast<int32_t>(committed.size());
     rope_angles(r.pos, rope_, rope_cos_.data() + i * half, rope_sin_.data() + i * half);
   }
+  group_rows_by_adapter(rows);
+}
+
+// SGMV-style grouping: each adapter's rows are contiguous in lora_rows_, so
+// a slot's matrices are read once per product for all its rows.
+void Engine::group_rows_by_adapter(std::span<const Row> rows) {
+  n_lora_groups_ = 0;
+  if (lora_rows_.empty()) return;
+  int next = 0;
+  for (int i = 0; i < n_rows_; ++i) {
+    const int slot = rows[i].adapter;
+    if (slot < 0) continue;
+    bool seen = false;
+    for (int g = 0; g < n_lora_groups_; ++g) seen = seen || lora_groups_[g].slot == slot;
+    if (seen) continue;
+    LoraGroup& group = lora_groups_[n_lora_groups_++];
+    group = {slot, next, 0};
+    for (int j = i; j < n_rows_; ++j) {
+      if (rows[j].adapter == slot) lora_rows_[next + group.n++] = j;
+    }
+    next += group.n;
+  }
 }
 
 void Engine::embed(std::span<const Row> rows) {
   const WeightView& e = weights_.token_embedding;
   const int dim = config_.dim;
   for (int i = 0; i < n_rows_; ++i) {
-    gguf::dequantize_row(e.type, e.row(rows[i].token), x_.data() + i * dim, dim);
+    if (rows[i].embedding != nullptr) {
+      std::memcpy(x_.data() + i * dim, rows[i].embedding, dim * sizeof(float));
+    } else {
+      gguf::dequantize_row(e.type, e.row(rows[i].token), x_.data() + i * dim, dim);
+    }
   }
 }
 
@@ -244,15 +278,15 @@ void Engine::attention_block(int layer) {
   if (w.wq.quantized() || w.wk.quantized() || w.wv.quantized()) {
     quantize(xn_.data(), c.dim, n, xq_dim_.data());
   }
-  run_matmuls({{&w.wq, xn_.data(), xq_dim_.data(), q_.data()},
-               {&w.wk, xn_.data(), xq_dim_.data(), k_.data()},
-               {&w.wv, xn_.data(), xq_dim_.data(), v_.data()}},
-              n);
+  run_matmuls({{&w.wq, xn_.data(), xq_dim_.data(), q_.data(), LoraTarget::kQ},
+               {&w.wk, xn_.data(), xq_dim_.data(), k_.data(), LoraTarget::kK},
+               {&w.wv, xn_.data(), xq_dim_.data(), v_.data(), LoraTarget::kV}},
+              n, layer);
 
   rotate_and_store(layer);
   attend_rows(layer);
   if (w.wo.quantized()) quantize(attn_.data(), c.q_dim(), n, xq_qdim_.data());
-  run_matmuls({{&w.wo, attn_.data(), xq_qdim_.data(), proj_.data()}}, n);
+  run_matmuls({{&w.wo, attn_.data(), xq_qdim_.data(), proj_.data(), LoraTarget::kO}}, n, layer);
   add_rows(x_.data(), proj_.data(), c.dim, n);
 }
 
@@ -304,16 +338,17 @@ void Engine::ffn_block(int layer) {
   const int n = n_rows_;
   rmsnorm_rows(xn_.data(), x_.data(), w.ffn_norm.data(), n);
   if (w.w_gate.quantized() || w.w_up.quantized()) quantize(xn_.data(), c.dim, n, xq_dim_.data());
-  run_matmuls({{&w.w_gate, xn_.data(), xq_dim_.data(), gate_.data()},
-               {&w.w_up, xn_.data(), xq_dim_.data(), up_.data()}},
-              n);
+  run_matmuls({{&w.w_gate, xn_.data(), xq_dim_.data(), gate_.data(), LoraTarget::kGate},
+               {&w.w_up, xn_.data(), xq_dim_.data(), up_.data(), LoraTarget::kUp}},
+              n, layer);
   const int ffn = c.ffn_dim;
   const bool quantize_down = w.w_down.quantized();
   for_rows(n, ffn, [&](int64_t i) {
     kernels_->silu_mul(gate_.data() + i * ffn, up_.data() + i * ffn, ffn);
     if (quantize_down) kernels_->quantize_activations(gate_.data() + i * ffn, ffn, xq_ffn_[i]);
   });
-  run_matmuls({{&w.w_down, gate_.data(), xq_ffn_.data(), proj_.data()}}, n);
+  run_matmuls({{&w.w_down, gate_.data(), xq_ffn_.data(), proj_.data(), LoraTarget::kDown}}, n,
+              layer);
   add_rows(x_.data(), proj_.data(), c.dim, n);
 }
 
@@ -340,24 +375,75 @@ std::span<const float> Engine::output_head(std::span<const Row> rows) {
 }
 
 // Every thread takes its slice of each matrix's rows: one fork-join for all
-// the products that read the same input.
-void Engine::run_matmuls(std::initializer_list<Matmul> jobs, int n) {
+// the products that read the same input. With adapters, their shrink (which
+// needs all of x) runs first; each thread then adds the expand of its slice
+// right after computing it, while that part of y is in cache.
+void Engine::run_matmuls(std::initializer_list<Matmul> jobs, int n, int layer) {
   int64_t work = 0;
   for (const Matmul& j : jobs) work += j.w->rows * j.w->cols * n;
   const int threads = work >= options_.min_parallel_work ? pool_.size() : 1;
+  const bool lora = layer >= 0 && n_lora_groups_ > 0;
+  if (lora) lora_shrink(jobs, layer, threads);
   auto slice = [&](int t) {
+    int index = 0;
     for (const Matmul& j : jobs) {
       const int64_t rows = j.w->rows;
       const int64_t blocks = (rows + kRowGrain - 1) / kRowGrain;
       const int64_t r0 = std::min(rows, blocks * t / threads * kRowGrain);
       const int64_t r1 = std::min(rows, blocks * (t + 1) / threads * kRowGrain);
-      if (r0 < r1) matmul_rows(*kernels_, *j.w, j.x, j.w->cols, j.xq, n, j.y, j.w->rows, r0, r1);
+      if (r0 < r1) {
+        matmul_rows(*kernels_, *j.w, j.x, j.w->cols, j.xq, n, j.y, j.w->rows, r0, r1);
+        if (lora) lora_expand(j, index, layer, r0, r1);
+      }
+      ++index;
     }
   };
   if (threads == 1) {
     slice(0);
   } else {
     pool_.run_on_all([&](int t) { slice(t); });
+  }
+}
+
+// t = s * A x for every (job, adapter group), dealt to threads in pieces of
+// a few ranks so that one big adapter does not land on one thread.
+void Engine::lora_shrink(std::initializer_list<Matmul> jobs, int layer, int threads) {
+  constexpr int kRanksPerPiece = 8;
+  const int max_rank = options_.adapter_max_rank;
+  const int pieces_per_pair = (max_rank + kRanksPerPiece - 1) / kRanksPerPiece;
+  const int n_pieces = static_cast<int>(jobs.size()) * n_lora_groups_ * pieces_per_pair;
+  auto run = [&](int t) {
+    for (int piece = t; piece < n_pieces; piece += threads) {
+      const int index = piece / (n_lora_groups_ * pieces_per_pair);
+      const int group = piece / pieces_per_pair % n_lora_groups_;
+      const int j0 = piece % pieces_per_pair * kRanksPerPiece;
+      const Matmul& job = jobs.begin()[index];
+      const LoraGroup& g = lora_groups_[group];
+      const AdapterPool::Pair& p = adapters_.pair(g.slot, layer, job.target);
+      if (j0 >= p.rank) continue;
+      const int ranks = std::min(kRanksPerPiece, p.rank - j0);
+      const int64_t in = job.w->cols;
+      float* t_out = lora_t_.data() + (index * options_.max_rows + g.begin) * max_rank + j0;
+      kernels_->lora_shrink(p.a + j0 * in, ranks, in, job.x, in, lora_rows_.data() + g.begin, g.n,
+                            p.scale, t_out, max_rank);
+    }
+  };
+  if (threads == 1) {
+    run(0);
+  } else {
+    pool_.run_on_all([&](int t) { run(t); });
+  }
+}
+
+void Engine::lora_expand(const Matmul& job, int job_index, int layer, int64_t r0, int64_t r1) {
+  const int max_rank = options_.adapter_max_rank;
+  for (int group = 0; group < n_lora_groups_; ++group) {
+    const LoraGroup& g = lora_groups_[group];
+    const AdapterPool::Pair& p = adapters_.pair(g.slot, layer, job.target);
+    if (p.rank == 0) continue;
+    const float* t = lora_t_.data() + (job_index * options_.max_rows + g.begin) * max_rank;
+    kernels_->lora_expand(p.bt, p.rank, job.w->rows, t, max_rank, lora_rows_.data() + g.begin, g.n,
+                          job.y, job.w->rows, r0, r1);
   }
 }
 

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/adapter_pool.h"
 #include "engine/attention.h"
 #include "engine/engine_weights.h"
 #include "engine/kv_cache.h"
@@ -37,6 +38,10 @@ struct EngineOptions {
   int64_t min_parallel_work = int64_t{1} << 17;
   WeightFormat weights = WeightFormat::kAuto;  // the layer projections
   OutputFormat output = OutputFormat::kAuto;   // the output head
+  // LoRA slots (AdapterPool): how many adapters can be loaded at once and
+  // the largest rank any of them may have. 0 slots: no LoRA support.
+  int adapter_slots = 0;
+  int adapter_max_rank = 0;
 };
 
 // One token of a step.
@@ -51,7 +56,7 @@ struct Row {
   int32_t token = 0;
   int32_t pos = 0;
   int16_t stream = 0;
-  int16_t adapter = -1;  // reserved for LoRA slots; must be -1 for now
+  int16_t adapter = -1;  // a loaded slot of adapters(), or -1 for the base model
   // Index of an earlier row of this step (same stream, pos = its pos + 1)
   // that this row attends through, or -1 to attach to the committed cache.
   int32_t parent = -1;
@@ -60,6 +65,10 @@ struct Row {
   // are dropped at the start of the next one unless Engine::commit() keeps
   // them; other rows are committed to their stream by the step itself.
   bool tentative = false;
+  // When set, the row's input vector (config.dim floats, e.g. a DS2D
+  // forecast embedding) replaces the token's embedding and `token` is
+  // ignored. It is read during step() only.
+  const float* embedding = nullptr;
 };
 
 class Engine {
@@ -90,6 +99,10 @@ class Engine {
   size_t weight_bytes() const { return weights_.bytes(); }
   size_t kv_bytes() const { return kv_.bytes_reserved(); }
   KvCache& kv_cache() { return kv_; }
+  // Loading, unloading and rescaling adapters between steps is cheap and
+  // never touches the base weights; a row picks one by its slot.
+  AdapterPool& adapters() { return adapters_; }
+  const AdapterPool& adapters() const { return adapters_; }
   const KvCache& kv_cache() const { return kv_; }
 
  private:
@@ -99,10 +112,16 @@ class Engine {
     const float* x;                  // [rows][w->cols]
     const QuantizedActivations* xq;  // used when w is quantized
     float* y;                        // [rows][w->rows]
+    LoraTarget target = LoraTarget::kQ;  // which adapter pair applies (layer matmuls)
+  };
+  // Rows of the step sharing an adapter slot: lora_rows_[begin, begin + n).
+  struct LoraGroup {
+    int slot, begin, n;
   };
 
   void validate(std::span<const Row> rows) const;
   void begin_step(std::span<const Row> rows);
+  void group_rows_by_adapter(std::span<const Row> rows);
   void embed(std::span<const Row> rows);
   void attention_block(int layer);
   void rotate_and_store(int layer);
@@ -111,7 +130,11 @@ class Engine {
   void finish_step(std::span<const Row> rows);
   std::span<const float> output_head(std::span<const Row> rows);
 
-  void run_matmuls(std::initializer_list<Matmul> jobs, int n);
+  // y = w x for every job; with layer >= 0, also y += the LoRA delta of
+  // each row's adapter for that layer and the job's target.
+  void run_matmuls(std::initializer_list<Matmul> jobs, int n, int layer = -1);
+  void lora_shrink(std::initializer_list<Matmul> jobs, int layer, int threads);
+  void lora_expand(const Matmul& job, int job_index, int layer, int64_t r0, int64_t r1);
   void quantize(const float* x, int width, int n, const QuantizedActivations* out);
   void rmsnorm_rows(float* out, const float* x, const float* weight, int n);
   void add_rows(float* x, const float* delta, int width, int n);
@@ -125,6 +148,7 @@ class Engine {
   ThreadPool pool_;
   EngineWeights weights_;
   KvCache kv_;
+  AdapterPool adapters_;
   ref::RopeParams rope_;
 
   // Activations, [max_rows][width] each.
@@ -144,6 +168,12 @@ class Engine {
   std::vector<int32_t> root_pos_;   // [row] position of its chain's root
   std::vector<RowCells> visible_;   // [row]
   std::vector<int32_t> chain_buf_;  // the rows' chains, back to back
+  // This step's rows grouped by adapter slot, and per job of a product the
+  // shrunk activations s * A x of each such row ([job][lora row][max rank]).
+  std::vector<int32_t> lora_rows_;
+  std::vector<LoraGroup> lora_groups_;
+  int n_lora_groups_ = 0;
+  AlignedBuffer<float> lora_t_;
 };
 
 }  // namespace chorus

@@ -90,7 +90,26 @@ TEST(EngineAllocations, SteadyStateStepsAllocateNothing) {
   o.context = 256;
   o.threads = 2;
   o.min_parallel_work = 0;  // the parallel paths must not allocate either
+  o.adapter_slots = 2;
+  o.adapter_max_rank = 8;
   Engine e(*model, o);
+  for (int slot = 0; slot < 2; ++slot) {
+    LoraAdapter a;
+    a.alpha = 8.0f;
+    a.layers.resize(model->config.n_layers);
+    for (auto& layer : a.layers) {
+      for (int t = 0; t < kLoraTargets; ++t) {
+        LoraPair p;
+        p.rank = 4 + 4 * slot;
+        p.in = lora_target_in(model->config, static_cast<LoraTarget>(t));
+        p.out = lora_target_out(model->config, static_cast<LoraTarget>(t));
+        p.a.assign(static_cast<size_t>(p.rank) * p.in, 0.01f);
+        p.b.assign(static_cast<size_t>(p.out) * p.rank, -0.01f);
+        layer[t] = std::move(p);
+      }
+    }
+    e.adapters().load(slot == 0 ? "a" : "b", a);
+  }
 
   // A shared prompt, then three kinds of steps: one-row decode (stream 0),
   // two streams at once (1 and 2), and a tentative tree with a commit (3).
@@ -100,17 +119,27 @@ TEST(EngineAllocations, SteadyStateStepsAllocateNothing) {
   for (int s = 1; s <= 3; ++s) e.kv_cache().fork_stream(0, s);
 
   std::vector<Row> decode = {make_row(300, 6, 0, -1, false)};
+  // Two streams with different adapters in one step.
   std::vector<Row> pair = {make_row(301, 6, 1, -1, false), make_row(302, 6, 2, -1, false)};
+  pair[0].adapter = 0;
+  pair[1].adapter = 1;
+  // A forecast-style row: a vector instead of a token.
+  std::vector<float> vec(model->config.dim, 0.1f);
+  decode.push_back(make_row(0, 7, 0, 0, true));
+  decode[1].embedding = vec.data();
   std::vector<Row> tree = {make_row(303, 6, 3, -1, false), make_row(304, 7, 3, 0, true),
                            make_row(305, 7, 3, 0, true), make_row(306, 8, 3, 2, true)};
   const std::vector<int> accept = {2, 3};
 
   auto run_round = [&] {
+    decode[0].adapter = static_cast<int16_t>(decode[0].adapter == 0 ? 1 : 0);  // rebinding
+    decode[1].adapter = decode[0].adapter;
     e.step(decode);
     e.step(pair);
     e.step(tree);
     e.commit(accept);
     decode[0].pos += 1;
+    decode[1].pos += 1;
     for (Row& r : pair) r.pos += 1;
     for (Row& r : tree) r.pos += 3;
   };

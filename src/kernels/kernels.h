@@ -38,6 +38,17 @@ struct KernelTable {
   void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
   void (*softmax)(float* x, int64_t n);
   void (*silu_mul)(float* gate, const float* up, int64_t n);  // gate = silu(gate) * up
+
+  // LoRA, SGMV-style: one adapter's pair applied to a group of n activation
+  // rows (indices rows[g] into x and y). Adapter matrices are f16.
+  // Shrink: t[g * ldt + j] = scale * dot(A row j, x_rows[g]) for j < rank,
+  // with A [rank x in] and x_r = x + r * ldx.
+  void (*lora_shrink)(const uint16_t* a, int rank, int64_t in, const float* x, int64_t ldx,
+                      const int32_t* rows, int n, float scale, float* t, int64_t ldt);
+  // Expand: y_rows[g][o] += sum_j t[g * ldt + j] * Bt[j * out + o] for o in
+  // [o0, o1), with Bt = B transposed [rank x out] and y_r = y + r * ldy.
+  void (*lora_expand)(const uint16_t* bt, int rank, int64_t out, const float* t, int64_t ldt,
+                      const int32_t* rows, int n, float* y, int64_t ldy, int64_t o0, int64_t o1);
 };
 
 // The best table this CPU supports (CHORUS_ISA=generic|avx2|... overrides,

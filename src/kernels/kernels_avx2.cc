@@ -28,6 +28,7 @@
 #include <cstring>
 
 #include "kernels/isa_tables.h"
+#include "util/half.h"
 
 #if defined(__clang__)
 #define CHORUS_UNROLL _Pragma("unroll")
@@ -687,6 +688,74 @@ void silu_mul(float* gate, const float* up, int64_t n) {
   for (; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
+// LoRA shrink, four activation rows at a time so each converted f16 vector
+// of A feeds four products.
+void lora_shrink(const uint16_t* a, int rank, int64_t in, const float* x, int64_t ldx,
+                 const int32_t* rows, int n, float scale, float* t, int64_t ldt) {
+  const int64_t main = in / 8 * 8;
+  for (int j = 0; j < rank; ++j) {
+    const uint16_t* aj = a + j * in;
+    for (int g0 = 0; g0 < n; g0 += 4) {
+      const int m = std::min(4, n - g0);
+      const float* xr[4];
+      for (int k = 0; k < 4; ++k) xr[k] = x + rows[g0 + std::min(k, m - 1)] * ldx;
+      __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                       _mm256_setzero_ps()};
+      for (int64_t c = 0; c < main; c += 8) {
+        const __m256 av = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(aj + c)));
+        for (int k = 0; k < 4; ++k) acc[k] = _mm256_fmadd_ps(av, _mm256_loadu_ps(xr[k] + c), acc[k]);
+      }
+      for (int k = 0; k < m; ++k) {
+        float sum = hsum(acc[k]);
+        for (int64_t c = main; c < in; ++c) sum += f16_to_f32(aj[c]) * xr[k][c];
+        t[(g0 + k) * ldt + j] = scale * sum;
+      }
+    }
+  }
+}
+
+// LoRA expand over column tiles of 32: a tile of B^T is converted to f32 once
+// (for up to 64 ranks at a time) and reused by every row of the group.
+void lora_expand(const uint16_t* bt, int rank, int64_t out, const float* t, int64_t ldt,
+                 const int32_t* rows, int n, float* y, int64_t ldy, int64_t o0, int64_t o1) {
+  constexpr int kTile = 32, kRanks = 64;
+  alignas(32) float tile[kRanks][kTile];
+  for (int64_t o = o0; o < o1; o += kTile) {
+    const int width = static_cast<int>(std::min<int64_t>(kTile, o1 - o));
+    if (width < kTile) {  // ragged end of the range: plain loops
+      for (int j = 0; j < rank; ++j) {
+        for (int g = 0; g < n; ++g) {
+          const float tj = t[g * ldt + j];
+          float* yr = y + rows[g] * ldy + o;
+          for (int c = 0; c < width; ++c) yr[c] += tj * f16_to_f32(bt[j * out + o + c]);
+        }
+      }
+      continue;
+    }
+    for (int j0 = 0; j0 < rank; j0 += kRanks) {
+      const int nr = std::min(kRanks, rank - j0);
+      for (int j = 0; j < nr; ++j) {
+        const uint16_t* src = bt + (j0 + j) * out + o;
+        for (int c = 0; c < kTile; c += 8) {
+          _mm256_store_ps(&tile[j][c], _mm256_cvtph_ps(_mm_loadu_si128(
+                                           reinterpret_cast<const __m128i*>(src + c))));
+        }
+      }
+      for (int g = 0; g < n; ++g) {
+        float* yr = y + rows[g] * ldy + o;
+        const float* tg = t + g * ldt + j0;
+        __m256 acc[4];
+        for (int k = 0; k < 4; ++k) acc[k] = _mm256_loadu_ps(yr + 8 * k);
+        for (int j = 0; j < nr; ++j) {
+          const __m256 tj = _mm256_set1_ps(tg[j]);
+          for (int k = 0; k < 4; ++k) acc[k] = _mm256_fmadd_ps(tj, _mm256_load_ps(&tile[j][8 * k]), acc[k]);
+        }
+        for (int k = 0; k < 4; ++k) _mm256_storeu_ps(yr + 8 * k, acc[k]);
+      }
+    }
+  }
+}
+
 constexpr KernelTable kTable = {
     .isa = Isa::kAvx2,
     .name = "avx2",
@@ -699,6 +768,8 @@ constexpr KernelTable kTable = {
     .axpy = axpy,
     .softmax = softmax,
     .silu_mul = silu_mul,
+    .lora_shrink = lora_shrink,
+    .lora_expand = lora_expand,
 };
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include "kernels/isa_tables.h"
 #include "kernels/reference_ops.h"
+#include "util/half.h"
 
 namespace chorus::kernels {
 namespace {
@@ -138,6 +139,31 @@ void silu_mul(float* gate, const float* up, int64_t n) {
   for (int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
+void lora_shrink(const uint16_t* a, int rank, int64_t in, const float* x, int64_t ldx,
+                 const int32_t* rows, int n, float scale, float* t, int64_t ldt) {
+  for (int j = 0; j < rank; ++j) {
+    const uint16_t* aj = a + j * in;
+    for (int g = 0; g < n; ++g) {
+      const float* xr = x + rows[g] * ldx;
+      float acc = 0.0f;
+      for (int64_t c = 0; c < in; ++c) acc += f16_to_f32(aj[c]) * xr[c];
+      t[g * ldt + j] = scale * acc;
+    }
+  }
+}
+
+void lora_expand(const uint16_t* bt, int rank, int64_t out, const float* t, int64_t ldt,
+                 const int32_t* rows, int n, float* y, int64_t ldy, int64_t o0, int64_t o1) {
+  for (int j = 0; j < rank; ++j) {
+    const uint16_t* bj = bt + j * out;
+    for (int g = 0; g < n; ++g) {
+      const float tj = t[g * ldt + j];
+      float* yr = y + rows[g] * ldy;
+      for (int64_t o = o0; o < o1; ++o) yr[o] += tj * f16_to_f32(bj[o]);
+    }
+  }
+}
+
 constexpr KernelTable kTable = {
     .isa = Isa::kGeneric,
     .name = "generic",
@@ -150,6 +176,8 @@ constexpr KernelTable kTable = {
     .axpy = axpy,
     .softmax = softmax,
     .silu_mul = silu_mul,
+    .lora_shrink = lora_shrink,
+    .lora_expand = lora_expand,
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "gguf/quants.h"
+#include "util/half.h"
 
 namespace chorus::ref {
 
@@ -85,6 +86,16 @@ void matvec(float* out, gguf::TensorType type, const uint8_t* data, int64_t rows
   for (int64_t r = 0; r < rows; ++r) {
     gguf::dequantize_row(type, data + r * row_bytes, row.data(), cols);
     out[r] = dot(row.data(), x, cols);
+  }
+}
+
+void lora_apply(const uint16_t* a, const uint16_t* bt, int rank, int64_t in, int64_t out,
+                float scale, const float* x, float* y) {
+  for (int j = 0; j < rank; ++j) {
+    double t = 0.0;
+    for (int64_t c = 0; c < in; ++c) t += static_cast<double>(f16_to_f32(a[j * in + c])) * x[c];
+    const float tj = static_cast<float>(t) * scale;
+    for (int64_t o = 0; o < out; ++o) y[o] += tj * f16_to_f32(bt[j * out + o]);
   }
 }
 

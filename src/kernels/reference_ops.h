@@ -22,6 +22,12 @@ void silu(float* x, int n);
 // Sum of a[i] * b[i].
 float dot(const float* a, const float* b, int64_t n);
 
+// The LoRA delta of one row: y += scale * B (A x), with A [rank x in] and
+// Bt = B transposed [rank x out], both f16 (how the engine's adapter slots
+// hold them).
+void lora_apply(const uint16_t* a, const uint16_t* bt, int rank, int64_t in, int64_t out,
+                float scale, const float* x, float* y);
+
 // Rotary position embedding as GGUF llama weights expect it: pairs
 // (2i, 2i+1) of each head are rotated by pos * freq_scale * theta^(-2i/rope_dim)
 // / freq_factors[i], for 2i < rope_dim; dimensions past rope_dim are left

@@ -1,4 +1,4 @@
-// A fixed-size, 64-byte aligned, zero-initialised array: the storage of
+// A fixed-size, 64-byte aligned, zero-initialised (unless asked) array: the storage of
 // packed weights, activations and KV caches (allocated once, at load).
 #pragma once
 
@@ -15,13 +15,10 @@ template <typename T>
 class AlignedBuffer {
  public:
   AlignedBuffer() = default;
-  explicit AlignedBuffer(size_t n) : size_(n) {
-    if (n == 0) return;
-    const size_t bytes = (n * sizeof(T) + 63) / 64 * 64;
-    data_ = static_cast<T*>(std::aligned_alloc(64, bytes));
-    if (!data_) throw std::bad_alloc();
-    std::memset(static_cast<void*>(data_), 0, bytes);
-  }
+  explicit AlignedBuffer(size_t n) : AlignedBuffer(n, true) {}
+  // Contents left undefined: large buffers then stay out of resident memory
+  // until written (the allocator maps fresh pages for them).
+  static AlignedBuffer uninitialized(size_t n) { return AlignedBuffer(n, false); }
   ~AlignedBuffer() { std::free(data_); }
   AlignedBuffer(AlignedBuffer&& o) noexcept
       : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
@@ -46,6 +43,14 @@ class AlignedBuffer {
   std::span<const T> span() const { return {data_, size_}; }
 
  private:
+  AlignedBuffer(size_t n, bool zero) : size_(n) {
+    if (n == 0) return;
+    const size_t bytes = (n * sizeof(T) + 63) / 64 * 64;
+    data_ = static_cast<T*>(std::aligned_alloc(64, bytes));
+    if (!data_) throw std::bad_alloc();
+    if (zero) std::memset(static_cast<void*>(data_), 0, bytes);
+  }
+
   T* data_ = nullptr;
   size_t size_ = 0;
 };
