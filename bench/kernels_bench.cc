@@ -45,10 +45,10 @@ Int4Matrix copy_int4(const Int4Matrix& src) {
   m.symmetric = src.symmetric;
   m.quants = AlignedBuffer<uint8_t>(src.quants.size());
   m.scales = AlignedBuffer<uint8_t>(src.scales.size());
-  m.mins = AlignedBuffer<uint8_t>(src.mins.size());
+  if (!src.symmetric) m.mins = AlignedBuffer<uint8_t>(src.mins.size());
   std::memcpy(m.quants.data(), src.quants.data(), src.quants.bytes());
   std::memcpy(m.scales.data(), src.scales.data(), src.scales.bytes());
-  std::memcpy(m.mins.data(), src.mins.data(), src.mins.bytes());
+  if (!src.symmetric) std::memcpy(m.mins.data(), src.mins.data(), src.mins.bytes());
   return m;
 }
 
@@ -80,7 +80,7 @@ void run_int4(benchmark::State& state, bool f32_scales) {
     k.matmul_int4(w[i++ % w.size()], xq.rows(), n, y.data(), rows, 0, rows);
     benchmark::ClobberMemory();
   }
-  set_counters(state, static_cast<double>(proto.streamed_bytes()), static_cast<double>(rows * cols) * n);
+  set_counters(state, static_cast<double>(proto.bytes()), static_cast<double>(rows * cols) * n);
   state.SetLabel(std::string(k.name));
 }
 

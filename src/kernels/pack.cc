@@ -207,15 +207,19 @@ void check_shape(const char* where, gguf::TensorType type, const uint8_t* data, 
 // Fills an Int4Matrix from per-row decoded blocks; decode(r, blocks_out)
 // produces the row's blocks.
 template <typename DecodeRow>
-Int4Matrix build_int4(int64_t rows, int64_t cols, ScaleFormat format, DecodeRow decode) {
+Int4Matrix build_int4(int64_t rows, int64_t cols, ScaleFormat format, bool symmetric,
+                      DecodeRow decode) {
   Int4Matrix m;
   m.rows = rows;
   m.cols = cols;
   m.scale_format = format;
+  m.symmetric = symmetric;
   const int64_t blocks = m.blocks();
   m.quants = AlignedBuffer<uint8_t>(static_cast<size_t>(rows * m.row_quant_bytes()));
   m.scales = AlignedBuffer<uint8_t>(static_cast<size_t>(rows * blocks) * m.scale_bytes());
-  m.mins = AlignedBuffer<uint8_t>(static_cast<size_t>(rows * blocks) * m.scale_bytes());
+  if (!symmetric) {
+    m.mins = AlignedBuffer<uint8_t>(static_cast<size_t>(rows * blocks) * m.scale_bytes());
+  }
   std::vector<Block4> row_blocks(static_cast<size_t>(blocks));
   for (int64_t r = 0; r < rows; ++r) {
     decode(r, row_blocks.data());
@@ -228,10 +232,10 @@ Int4Matrix build_int4(int64_t rows, int64_t cols, ScaleFormat format, DecodeRow 
         const uint16_t s = f32_to_f16(blk.scale);
         const uint16_t mn = f32_to_f16(blk.min);
         std::memcpy(m.scales.data() + 2 * i, &s, 2);
-        std::memcpy(m.mins.data() + 2 * i, &mn, 2);
+        if (!symmetric) std::memcpy(m.mins.data() + 2 * i, &mn, 2);
       } else {
         std::memcpy(m.scales.data() + 4 * i, &blk.scale, 4);
-        std::memcpy(m.mins.data() + 4 * i, &blk.min, 4);
+        if (!symmetric) std::memcpy(m.mins.data() + 4 * i, &blk.min, 4);
       }
     }
   }
@@ -284,9 +288,7 @@ Int4Matrix pack_int4(gguf::TensorType type, const uint8_t* data, int64_t rows, i
         }
       }
     }
-    Int4Matrix m = build_int4(rows, cols, format, decode);
-    m.symmetric = type == TensorType::kQ4_0;
-    return m;
+    return build_int4(rows, cols, format, type == TensorType::kQ4_0, decode);
   }
 
   if (type == TensorType::kQ4_K) {
@@ -294,7 +296,7 @@ Int4Matrix pack_int4(gguf::TensorType type, const uint8_t* data, int64_t rows, i
       const uint8_t* src = data + r * src_row_bytes;
       for (int64_t sb = 0; sb < cols / kQKK; ++sb) decode_q4_k(src + sb * 144, out + 8 * sb);
     };
-    return build_int4(rows, cols, ScaleFormat::kF32, decode);
+    return build_int4(rows, cols, ScaleFormat::kF32, false, decode);
   }
 
   // Float sources: f16 parameters unless the values exceed what f16 holds.
@@ -311,7 +313,7 @@ Int4Matrix pack_int4(gguf::TensorType type, const uint8_t* data, int64_t rows, i
     gguf::dequantize_row(type, data + r * src_row_bytes, row.data(), cols);
     for (int64_t b = 0; b < blocks; ++b) fit_block4(row.data() + b * kQK, format, &out[b]);
   };
-  return build_int4(rows, cols, format, decode);
+  return build_int4(rows, cols, format, false, decode);
 }
 
 Int8Matrix pack_int8(gguf::TensorType type, const uint8_t* data, int64_t rows, int64_t cols) {

@@ -31,25 +31,25 @@ struct Int4Matrix {
   int64_t rows = 0;
   int64_t cols = 0;  // multiple of kQuantBlock
   ScaleFormat scale_format = ScaleFormat::kF16;
-  // Every min is exactly -8 * scale (Q4_0 sources). The mins array is still
-  // filled, but kernels may derive mins from scales instead of streaming
-  // them, a tenth less memory traffic in decode.
+  // Every min is exactly -8 * scale (Q4_0 sources): the mins array is left
+  // empty and kernels derive mins from scales, a tenth less memory and
+  // memory traffic.
   bool symmetric = false;
   AlignedBuffer<uint8_t> quants;   // rows * row_quant_bytes()
   AlignedBuffer<uint8_t> scales;   // rows * blocks() values of scale_format
-  AlignedBuffer<uint8_t> mins;     // same shape as scales
+  AlignedBuffer<uint8_t> mins;     // same shape as scales; empty when symmetric
 
   int64_t blocks() const { return cols / kQuantBlock; }
   int64_t row_quant_bytes() const { return cols / 2; }
   size_t scale_bytes() const { return scale_format == ScaleFormat::kF16 ? 2 : 4; }
   size_t bytes() const { return quants.bytes() + scales.bytes() + mins.bytes(); }
-  // Bytes a matrix product reads: the mins drop out when symmetric.
-  size_t streamed_bytes() const { return quants.bytes() + scales.bytes() + (symmetric ? 0 : mins.bytes()); }
 
   // Scalar accessors (packing, tests, slow paths; the kernels read the arrays).
   const uint8_t* row_quants(int64_t r) const { return quants.data() + r * row_quant_bytes(); }
   float scale(int64_t r, int64_t b) const { return load_scale(scales.data(), r * blocks() + b); }
-  float min(int64_t r, int64_t b) const { return load_scale(mins.data(), r * blocks() + b); }
+  float min(int64_t r, int64_t b) const {
+    return symmetric ? -8.0f * scale(r, b) : load_scale(mins.data(), r * blocks() + b);
+  }
   // The 32 codes (0..15) of block b of row r, in column order.
   void block_codes(int64_t r, int64_t b, uint8_t* codes) const {
     const uint8_t* chunk = row_quants(r) + 32 * (b / 2);

@@ -52,7 +52,9 @@ inline Int4Matrix random_int4(int64_t rows, int64_t cols, ScaleFormat format, st
   m.symmetric = symmetric;
   m.quants = AlignedBuffer<uint8_t>(static_cast<size_t>(rows * m.row_quant_bytes()));
   m.scales = AlignedBuffer<uint8_t>(static_cast<size_t>(rows * m.blocks()) * m.scale_bytes());
-  m.mins = AlignedBuffer<uint8_t>(static_cast<size_t>(rows * m.blocks()) * m.scale_bytes());
+  if (!symmetric) {
+    m.mins = AlignedBuffer<uint8_t>(static_cast<size_t>(rows * m.blocks()) * m.scale_bytes());
+  }
   std::uniform_int_distribution<int> byte(0, 255);
   for (size_t i = 0; i < m.quants.size(); ++i) m.quants[i] = static_cast<uint8_t>(byte(rng));
   std::uniform_real_distribution<float> scale(0.002f, 0.02f);
@@ -64,10 +66,10 @@ inline Int4Matrix random_int4(int64_t rows, int64_t cols, ScaleFormat format, st
       const uint16_t hs = f32_to_f16(s);
       const uint16_t hm = f32_to_f16(mn);
       std::memcpy(m.scales.data() + 2 * i, &hs, 2);
-      std::memcpy(m.mins.data() + 2 * i, &hm, 2);
+      if (!symmetric) std::memcpy(m.mins.data() + 2 * i, &hm, 2);
     } else {
       std::memcpy(m.scales.data() + 4 * i, &s, 4);
-      std::memcpy(m.mins.data() + 4 * i, &mn, 4);
+      if (!symmetric) std::memcpy(m.mins.data() + 4 * i, &mn, 4);
     }
   }
   return m;
