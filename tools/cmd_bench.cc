@@ -5,17 +5,22 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "engine/engine.h"
+#include "model/lora.h"
 #include "model/model.h"
+#include "tools/bench_streams.h"
 #include "tools/commands.h"
 #include "util/error.h"
 #include "util/resources.h"
@@ -36,6 +41,12 @@ struct BenchArgs {
   std::string output_head = "auto";
   bool json = false;
   std::string output_file;
+  // Adapters: files to load, or random ones of this rank (written to a
+  // temporary directory and loaded like any file).
+  std::vector<std::string> lora;
+  int lora_rank = 0;
+  int lora_count = 4;
+  float lora_alpha = 0.0f;  // 0: 4 x rank, the paper's ratio
 };
 
 enum class TestKind { kPrefill, kDecode, kStreams };
@@ -45,6 +56,7 @@ struct TestSpec {
   int tokens;   // prompt length, or decode tokens per stream
   int streams;  // 1 except for kStreams
   std::string name;
+  int adapters = 0;  // 0: base model; k: stream s uses adapter slot s % k
 };
 
 struct TestResult {
@@ -112,7 +124,7 @@ class Runner {
       prefill(t.tokens);
     } else {
       const int steps = limit >= 0 ? std::min(limit, t.tokens) : t.tokens;
-      decode(steps, t.streams);
+      decode(steps, t.streams, t.adapters);
     }
     return now_seconds() - start;
   }
@@ -138,7 +150,7 @@ class Runner {
 
   // `streams` rows per step, one per stream, each attached to its committed
   // cache; every row wants logits, as a sampler would.
-  void decode(int steps, int streams) {
+  void decode(int steps, int streams, int adapters) {
     for (int i = 0; i < steps; ++i) {
       rows_.assign(streams, Row{});
       for (int s = 0; s < streams; ++s) {
@@ -146,6 +158,7 @@ class Runner {
         r.token = token(i * streams + s);
         r.pos = i;
         r.stream = static_cast<int16_t>(s);
+        r.adapter = static_cast<int16_t>(adapters > 0 ? s % adapters : -1);
         r.want_logits = true;
       }
       engine_.step(rows_);
@@ -157,6 +170,42 @@ class Runner {
   std::vector<int32_t> tokens_;
   std::vector<Row> rows_;
 };
+
+// The adapters of a run: --lora files, else --lora-rank random ones for the
+// model (written as GGUF adapters to a temporary directory, then loaded
+// through the same path as user files).
+std::vector<LoraAdapter> bench_adapters(const BenchArgs& a, const ModelConfig& c) {
+  std::vector<LoraAdapter> out;
+  for (const std::string& path : a.lora) out.push_back(load_lora(path, c));
+  if (!out.empty() || a.lora_rank == 0) return out;
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / fmt::format("chorus-bench-lora-{}", ::getpid());
+  std::filesystem::create_directories(dir);
+  for (int i = 0; i < a.lora_count; ++i) {
+    SyntheticLoraSpec spec;
+    spec.rank = a.lora_rank;
+    spec.alpha = a.lora_alpha > 0 ? a.lora_alpha : 4.0f * a.lora_rank;
+    spec.seed = 100 + i;
+    const std::string path = (dir / fmt::format("adapter{}.gguf", i)).string();
+    write_synthetic_lora_gguf(path, c, spec);
+    out.push_back(load_lora(path, c));
+  }
+  std::filesystem::remove_all(dir);
+  return out;
+}
+
+// Binding is choosing a slot: the name lookup a server does per request.
+double bind_nanoseconds(const AdapterPool& pool, int n_adapters) {
+  constexpr int kLookups = 100000;
+  std::vector<std::string> names;
+  for (int i = 0; i < n_adapters; ++i) names.push_back(fmt::format("adapter{}", i));
+  int sum = 0;
+  const double start = now_seconds();
+  for (int i = 0; i < kLookups; ++i) sum += pool.slot_of(names[i % n_adapters]);
+  const double seconds = now_seconds() - start;
+  if (sum < 0) std::printf("?");  // keeps the loop from being optimized away
+  return seconds * 1e9 / kLookups;
+}
 
 void summarize(TestResult& r) {
   double sum = 0;
@@ -182,6 +231,10 @@ int run_bench(BenchArgs a) {
           KvCache::kMaxStreams, k);
     if (k > 0 && a.n_gen > 0) streams.push_back(k);
   }
+  check(a.lora_rank >= 0 && a.lora_rank <= 1024, "--lora-rank", "must be 0..1024, got {}",
+        a.lora_rank);
+  check(a.lora_count >= 1 && a.lora_count <= 64, "--lora-count", "must be 1..64, got {}",
+        a.lora_count);
   const WeightFormat weights = parse_format(a.weights, "--weights");
   const WeightFormat head = parse_format(a.output_head, "--output-head");
 
@@ -203,14 +256,40 @@ int run_bench(BenchArgs a) {
   eo.threads = a.threads;
   eo.weights = weights;
   eo.output = head;
+  const std::vector<LoraAdapter> adapters = bench_adapters(a, c);
+  for (const LoraAdapter& l : adapters) {
+    eo.adapter_max_rank = std::max(eo.adapter_max_rank, l.max_rank);
+  }
+  eo.adapter_slots = static_cast<int>(adapters.size());
   Engine engine(*model, eo);
   const double load_seconds = now_seconds() - t_load;
+  const size_t rss_before_adapters = current_rss_bytes();
+  for (size_t i = 0; i < adapters.size(); ++i) {
+    engine.adapters().load(fmt::format("adapter{}", i), adapters[i]);
+  }
+  const size_t rss_adapters = current_rss_bytes() - rss_before_adapters;
 
   std::vector<TestSpec> tests;
   for (int p : a.prompt) tests.push_back({TestKind::kPrefill, p, 1, fmt::format("pp{}", p)});
   if (a.n_gen > 0) tests.push_back({TestKind::kDecode, a.n_gen, 1, fmt::format("tg{}", a.n_gen)});
   for (int k : streams) {
     tests.push_back({TestKind::kStreams, a.n_gen, k, fmt::format("tg{} x{} streams", a.n_gen, k)});
+  }
+  // With adapters: decode with one bound, and each stream count with one
+  // adapter for all rows vs the rows spread over all adapters (mixed step).
+  const int n_adapters = static_cast<int>(adapters.size());
+  if (n_adapters > 0 && a.n_gen > 0) {
+    tests.push_back({TestKind::kDecode, a.n_gen, 1, fmt::format("tg{} +lora", a.n_gen), 1});
+    for (int k : streams) {
+      tests.push_back({TestKind::kStreams, a.n_gen, k,
+                       fmt::format("tg{} x{} streams, 1 lora", a.n_gen, k), 1});
+      if (n_adapters > 1) {
+        tests.push_back({TestKind::kStreams, a.n_gen, k,
+                         fmt::format("tg{} x{} streams, {} loras", a.n_gen, k,
+                                     std::min(n_adapters, k)),
+                         std::min(n_adapters, k)});
+      }
+    }
   }
 
   Runner runner(engine, a.ubatch, c.n_vocab);
@@ -270,6 +349,17 @@ int run_bench(BenchArgs a) {
                   {"samples", r.tps}});
   }
   j["tests"] = jt;
+  if (n_adapters > 0) {
+    const AdapterPool& pool = engine.adapters();
+    size_t bytes = 0;
+    for (int i = 0; i < n_adapters; ++i) bytes += pool.adapter_bytes(i);
+    j["adapters"] = {{"count", n_adapters},
+                     {"max_rank", pool.max_rank()},
+                     {"slot_bytes_used", bytes},
+                     {"file_tensor_bytes", adapters.front().file_tensor_bytes * n_adapters},
+                     {"rss_growth_bytes", rss_adapters},
+                     {"bind_ns", bind_nanoseconds(pool, n_adapters)}};
+  }
   const std::string dumped = j.dump(2);
 
   if (!a.output_file.empty()) {
@@ -297,6 +387,16 @@ int run_bench(BenchArgs a) {
       load_seconds * 1000, packed.c_str(), engine.weight_bytes() / 1048576.0,
       engine.kv_bytes() / 1048576.0, engine.options().context, peak / 1048576.0,
       model->file_bytes / 1048576.0, a.ubatch, a.repetitions);
+  if (n_adapters > 0) {
+    const nlohmann::json& ja = j["adapters"];
+    std::printf(
+        "adapters: %d of rank <= %d | slots hold %.2f MiB (files: %.2f MiB) | RSS grew %.2f MiB "
+        "loading them | binding by name %.0f ns\n",
+        n_adapters, engine.adapters().max_rank(),
+        ja["slot_bytes_used"].get<size_t>() / 1048576.0,
+        ja["file_tensor_bytes"].get<size_t>() / 1048576.0, rss_adapters / 1048576.0,
+        ja["bind_ns"].get<double>());
+  }
   return 0;
 }
 
@@ -323,9 +423,18 @@ void add_bench_command(CLI::App& app, Command* selected) {
       ->capture_default_str();
   cmd->add_option("--output-head", args->output_head, "Output head format: auto, int4, int8, f32")
       ->capture_default_str();
+  cmd->add_option("--lora", args->lora, "Adapter file(s) to load (PEFT dir or GGUF); adds tests with adapters");
+  cmd->add_option("--lora-rank", args->lora_rank,
+                  "Random adapters of this rank on every projection (when no --lora is given)");
+  cmd->add_option("--lora-count", args->lora_count, "How many random adapters")->capture_default_str();
+  cmd->add_option("--lora-alpha", args->lora_alpha, "Alpha of the random adapters (default 4 x rank)");
   cmd->add_flag("--json", args->json, "Print JSON instead of the table");
   cmd->add_option("-o,--output", args->output_file, "Also write the JSON to this file");
-  cmd->callback([args, selected] { *selected = [args] { return run_bench(*args); }; });
+  const auto streams_vs_sequential = add_streams_vs_sequential(cmd);  // tools/bench_streams.cc
+  cmd->callback([args, selected, streams_vs_sequential] {
+    const Command other = streams_vs_sequential();
+    *selected = other ? other : Command([args] { return run_bench(*args); });
+  });
 }
 
 }  // namespace chorus::tools

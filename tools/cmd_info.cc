@@ -1,10 +1,14 @@
 // `chorus info MODEL`: architecture, shapes, tensor types, vocabulary and size
 // of a model file, so a user can see what chorus will run before running it.
+// `chorus info ADAPTER [-m MODEL]` describes a LoRA adapter and whether it
+// fits the model.
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <string>
 
 #include "gguf/reader.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "tools/commands.h"
 #include "util/error.h"
@@ -17,6 +21,7 @@ struct InfoArgs {
   std::string tokenizer;
   bool metadata = false;
   bool tensors = false;
+  std::string base;  // -m: the model an adapter should fit
 };
 
 void print_config(const Model& m) {
@@ -66,7 +71,56 @@ void print_config(const Model& m) {
               v.add_bos ? ", adds bos" : "");
 }
 
+void print_lora(const LoraAdapter& l) {
+  int min_rank = l.max_rank, used_layers = 0;
+  for (const auto& layer : l.layers) {
+    bool any = false;
+    for (const auto& p : layer) {
+      if (p) min_rank = std::min(min_rank, p->rank);
+      any = any || p.has_value();
+    }
+    used_layers += any;
+  }
+  std::string targets;
+  const auto on = l.targets();
+  for (int t = 0; t < kLoraTargets; ++t) {
+    if (!on[t]) continue;
+    if (!targets.empty()) targets += ' ';
+    targets += lora_target_name(static_cast<LoraTarget>(t));
+  }
+  std::printf("file          %s (LoRA adapter, %s)\n", l.path.c_str(), l.format.c_str());
+  std::printf("architecture  %s\n", l.architecture.c_str());
+  std::printf("alpha         %g%s\n", l.alpha, l.alpha > 0 ? "" : " (none: alpha = rank)");
+  if (min_rank == l.max_rank) {
+    std::printf("rank          %d\n", l.max_rank);
+  } else {
+    std::printf("rank          %d..%d\n", min_rank, l.max_rank);
+  }
+  std::printf("rslora        %s\n",
+              l.use_rslora ? "yes (scale alpha / sqrt(rank))" : "no (scale alpha / rank)");
+  std::printf("targets       %s\n", targets.c_str());
+  std::printf("layers        %d (%d pairs)\n", used_layers, l.n_pairs());
+  std::printf("tensor bytes  %zu (%.2f MiB)\n", l.file_tensor_bytes,
+              l.file_tensor_bytes / 1048576.0);
+}
+
+int run_info_lora(const InfoArgs& a) {
+  print_lora(inspect_lora(a.model));
+  if (a.base.empty()) return 0;
+  const auto base = load_model(a.base);
+  try {
+    (void)load_lora(a.model, base->config);
+  } catch (const Error&) {
+    std::printf("fits          no: %s (the error below says why)\n", a.base.c_str());
+    throw;
+  }
+  std::printf("fits          yes: %s\n", a.base.c_str());
+  return 0;
+}
+
 int run_info(const InfoArgs& a) {
+  if (is_lora_path(a.model)) return run_info_lora(a);
+  check(a.base.empty(), "-m", "is for adapters; {} is a model", a.model);
   const auto model = load_model(a.model, a.tokenizer);
   print_config(*model);
   if ((a.metadata || a.tensors) && model->format == "gguf") {
@@ -94,8 +148,10 @@ int run_info(const InfoArgs& a) {
 
 void add_info_command(CLI::App& app, Command* selected) {
   auto args = std::make_shared<InfoArgs>();
-  CLI::App* cmd = app.add_subcommand("info", "Describe a model file: shapes, tensor types, vocabulary, size");
-  cmd->add_option("model", args->model, "GGUF or llama2.c model")->required();
+  CLI::App* cmd = app.add_subcommand(
+      "info", "Describe a model file (shapes, tensor types, vocabulary, size) or a LoRA adapter");
+  cmd->add_option("model", args->model, "GGUF or llama2.c model, or a LoRA adapter")->required();
+  cmd->add_option("-m,--model", args->base, "For an adapter: check it fits this model");
   cmd->add_option("--tokenizer", args->tokenizer, "tokenizer.bin for a llama2.c model");
   cmd->add_flag("--metadata", args->metadata, "Also list every GGUF metadata key");
   cmd->add_flag("--tensors", args->tensors, "Also list every tensor");

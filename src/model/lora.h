@@ -94,7 +94,9 @@ struct SyntheticLoraSpec {
 
 // Writes the same random adapter for `base` in both formats: a PEFT
 // directory (HF row order for q/k, i.e. un-permuted) and a llama.cpp GGUF
-// adapter. Loading either gives identical LoraAdapter matrices.
+// adapter. Loading either gives identical LoraAdapter matrices. GGUF has no
+// rsLoRA flag: with use_rslora its alpha is alpha * sqrt(rank), so the pair
+// scales agree.
 void write_synthetic_lora_peft(const std::string& dir, const ModelConfig& base,
                                const SyntheticLoraSpec& spec);
 void write_synthetic_lora_gguf(const std::string& path, const ModelConfig& base,
