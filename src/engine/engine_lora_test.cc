@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 
 #include <cmath>
+#include <filesystem>
 #include <memory>
 #include <random>
 #include <string>
@@ -309,6 +310,46 @@ TEST(EngineLora, PoolOptionsAreChecked) {
   const ModelConfig& c = base->config;
   // A rank-4 pair on every layer's down projection: 4 x (ffn + dim) halves each.
   EXPECT_EQ(e.adapters().adapter_bytes(slot), size_t{2} * 4 * (c.ffn_dim + c.dim) * c.n_layers);
+}
+
+}  // namespace
+}  // namespace chorus
+
+namespace chorus {
+namespace {
+
+using namespace chorus::testing;
+
+// The same synthetic adapter as a PEFT directory and as a GGUF file: the
+// step gives identical logits for both, and they equal the merged weights.
+TEST(EngineLoraFiles, PeftAndGgufFormsGiveIdenticalLogits) {
+  auto base = load_stories();
+  const std::string dir = ::testing::TempDir() + "/engine_lora_files";
+  std::filesystem::create_directories(dir);
+  SyntheticLoraSpec spec;
+  spec.rank = 8;
+  spec.alpha = 32.0f;
+  spec.seed = 42;
+  write_synthetic_lora_peft(dir + "/peft", base->config, spec);
+  write_synthetic_lora_gguf(dir + "/adapter.gguf", base->config, spec);
+  const LoraAdapter peft = load_lora(dir + "/peft", base->config);
+  const LoraAdapter gguf = load_lora(dir + "/adapter.gguf", base->config);
+  EXPECT_EQ(peft.format, "peft");
+  EXPECT_EQ(gguf.format, "gguf");
+
+  Engine e(*base, lora_options(2, 8));
+  const int16_t p = static_cast<int16_t>(e.adapters().load("peft", peft));
+  const int16_t g = static_cast<int16_t>(e.adapters().load("gguf", gguf));
+  const std::vector<float> from_peft = run_prompt(e, p, 0);
+  e.kv_cache().clear();
+  const std::vector<float> from_gguf = run_prompt(e, g, 0);
+  EXPECT_EQ(from_peft, from_gguf);
+
+  std::vector<std::vector<float>> storage;
+  auto merged = merged_model(*base, gguf, 1.0f, storage);
+  Engine merged_engine(*merged, lora_options(0, 0));
+  EXPECT_LT(max_rel_diff(from_gguf, run_prompt(merged_engine, -1)), 2e-5);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
