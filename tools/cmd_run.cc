@@ -1,22 +1,32 @@
 // `chorus run`: generate text from a prompt, streaming it as it comes, then
-// report timings (prompt and generation speed, peak memory).
+// report timings (prompt and generation speed, peak memory). With --streams,
+// --styles or several --suffix, k variants of the prompt are decoded together
+// in one pass each step and shown one labelled block per stream. -i reads
+// prompts from stdin, one per line, with the model and adapters kept loaded.
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
+#include "chorus/chorus.h"
 #include "decode/generate.h"
 #include "decode/sampler.h"
 #include "engine/engine.h"
 #include "engine/reference_forward.h"
-#include "tools/engine_options.h"
 #include "model/model.h"
 #include "tools/commands.h"
+#include "tools/engine_options.h"
+#include "tools/run_view.h"
 #include "util/error.h"
 #include "util/resources.h"
 
@@ -44,6 +54,14 @@ struct RunArgs {
   bool reference = false;
   std::string weights = "auto";
   std::string output_head = "auto";
+  // Streams and adapters.
+  int streams = -1;                // -1: not given
+  std::vector<std::string> loras;  // NAME=PATH[:SCALE]
+  std::string adapter;
+  std::vector<std::string> styles;
+  std::vector<std::string> suffixes;
+  bool interactive = false;
+  bool side_by_side = false;
 };
 
 std::string read_text_file(const std::string& path) {
@@ -54,19 +72,305 @@ std::string read_text_file(const std::string& path) {
   return ss.str();
 }
 
-int run_generate(RunArgs a) {
+// NAME=PATH[:SCALE]; a trailing ":number" is the scale, so paths may hold ':'.
+AdapterFile parse_lora(const std::string& spec) {
+  const size_t eq = spec.find('=');
+  check(eq != std::string::npos && eq > 0 && eq + 1 < spec.size(), "--lora",
+        "'{}' is not NAME=PATH[:SCALE]", spec);
+  AdapterFile f{spec.substr(0, eq), spec.substr(eq + 1), 1.0f};
+  check(f.name != "none", "--lora", "'none' is reserved (it means the base model)");
+  const size_t colon = f.path.rfind(':');
+  if (colon != std::string::npos) {
+    const std::string tail = f.path.substr(colon + 1);
+    size_t used = 0;
+    float scale = 0;
+    try {
+      scale = std::stof(tail, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == tail.size() && used > 0) {
+      f.scale = scale;
+      f.path.resize(colon);
+    }
+  }
+  return f;
+}
+
+// Everything that fixes the streams of a run, checked before any loading.
+struct Plan {
+  int k = 1;
+  bool multi = false;  // labelled blocks instead of the single-stream output
+  std::vector<AdapterFile> adapters;
+  std::vector<std::string> styles;    // [k] or empty
+  std::vector<std::string> suffixes;  // [k] or empty
+  bool ranked = false;                // stream i starts with the i-th likeliest token
+};
+
+Plan make_plan(const RunArgs& a) {
+  Plan p;
   check(a.threads >= 1 && a.threads <= 256, "-t", "thread count must be 1..256, got {}", a.threads);
   check(a.context >= 0, "-c", "context must be positive, got {}", a.context);
-  check(a.n_predict >= -1, "-n", "must be -1 (until the context is full) or >= 0, got {}", a.n_predict);
-  if (!a.prompt_file.empty()) a.prompt = read_text_file(a.prompt_file);
+  check(a.n_predict >= -1, "-n", "must be -1 (until the context is full) or >= 0, got {}",
+        a.n_predict);
+  std::set<std::string> names;
+  for (const std::string& spec : a.loras) {
+    p.adapters.push_back(parse_lora(spec));
+    check(names.insert(p.adapters.back().name).second, "--lora", "two adapters are named '{}'",
+          p.adapters.back().name);
+  }
+  auto known = [&](const std::string& name, const char* option) {
+    check(names.count(name) > 0, option, "no adapter named '{}' is loaded ({})", name,
+          names.empty() ? std::string("load one with --lora NAME=PATH")
+                        : fmt::format("loaded: {}", fmt::join(names, ", ")));
+  };
+  if (!a.adapter.empty() && a.adapter != "none") known(a.adapter, "--adapter");
+  for (const std::string& s : a.styles) known(s, "--styles");
 
+  const int n_styles = static_cast<int>(a.styles.size());
+  const int n_suffixes = static_cast<int>(a.suffixes.size());
+  check(a.streams == -1 || (a.streams >= 1 && a.streams <= 64), "--streams",
+        "must be 1..64, got {}", a.streams);
+  p.k = a.streams > 0 ? a.streams : std::max({n_styles, n_suffixes, 1});
+  check(n_styles == 0 || n_styles == p.k, "--styles",
+        "{} styles for {} streams (give one per stream)", n_styles, p.k);
+  check(n_suffixes <= 1 || n_suffixes == p.k, "--suffix",
+        "{} suffixes for {} streams (give one for all, or one per stream)", n_suffixes, p.k);
+  p.multi = p.k > 1;
+  p.styles = a.styles;
+  for (int i = 0; i < (n_suffixes == 0 ? 0 : p.k); ++i)
+    p.suffixes.push_back(a.suffixes[n_suffixes == 1 ? 0 : i]);
+  p.ranked = a.streams > 1 && a.temperature == 0.0f;
+  check(!a.reference || (p.k == 1 && p.adapters.empty() && p.suffixes.empty() && !a.interactive),
+        "--reference", "runs one stream on the base model (no --streams, --lora, --suffix or -i)");
+  return p;
+}
+
+// $COLUMNS, else the terminal's width, else 120.
+int terminal_width() {
+  if (const char* c = std::getenv("COLUMNS"); c != nullptr && std::atoi(c) > 0) return std::atoi(c);
+  winsize ws{};
+  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+  return 120;
+}
+
+// One prompt through the runtime, shown the single-stream way (text as it
+// comes, then one timing line) or as labelled blocks.
+class Runner {
+ public:
+  Runner(const RunArgs& a, const Plan& plan, Runtime& rt, uint64_t seed)
+      : a_(a), plan_(plan), rt_(rt), seed_(seed), info_(rt.info()) {
+    adapter_ = a.adapter == "none" ? "" : a.adapter;
+  }
+
+  void set_adapter(const std::string& name) {
+    if (name != "none") {
+      const std::vector<std::string> loaded = rt_.adapters();
+      check(std::find(loaded.begin(), loaded.end(), name) != loaded.end(), "/adapter",
+            "no adapter named '{}' is loaded (loaded: {})", name,
+            loaded.empty() ? std::string("none") : fmt::format("{}", fmt::join(loaded, ", ")));
+    }
+    adapter_ = name == "none" ? "" : name;
+  }
+  const std::string& adapter() const { return adapter_; }
+
+  void run(const std::string& prompt_text) {
+    Request req = request(prompt_text);
+    check_fits(req);
+    if (plan_.multi) {
+      run_multi(req, prompt_text);
+    } else {
+      run_single(req, prompt_text);
+    }
+  }
+
+ private:
+  Request request(const std::string& prompt_text) const {
+    Request req;
+    req.prompt = prompt_text;
+    req.add_bos = !a_.no_bos;
+    req.n_predict = a_.n_predict;
+    req.ignore_eos = a_.ignore_eos;
+    req.sampling.temperature = a_.temperature;
+    req.sampling.top_k = a_.top_k;
+    req.sampling.top_p = a_.top_p;
+    req.sampling.min_p = a_.min_p;
+    req.sampling.repeat_penalty = a_.repeat_penalty;
+    req.sampling.repeat_last_n = a_.repeat_last_n;
+    req.sampling.seed = seed_;
+    for (int i = 0; i < plan_.k; ++i) {
+      StreamOptions s;
+      s.adapter = plan_.styles.empty() ? adapter_ : plan_.styles[i];
+      if (!plan_.suffixes.empty()) s.suffix = plan_.suffixes[i];
+      if (plan_.ranked) s.first_token_rank = i;
+      req.streams.push_back(s);
+    }
+    return req;
+  }
+
+  // The runtime checks all of this too; here the messages name the options.
+  void check_fits(const Request& req) const {
+    const auto prompt = rt_.tokenize(req.prompt, req.add_bos);
+    const int64_t p = static_cast<int64_t>(prompt.size());
+    const int64_t ctx = info_.context;
+    check(p > 0, "-p", "the prompt is empty and no BOS token is added");
+    check(p < ctx, "-p", "the prompt has {} tokens, the context holds {}", p, ctx);
+    std::set<std::string> groups;
+    int64_t suffixes = 0, longest = 0;
+    for (const StreamOptions& s : req.streams) {
+      groups.insert(s.adapter);
+      const int64_t n =
+          s.suffix.empty() ? 0 : static_cast<int64_t>(rt_.tokenize(s.suffix, false).size());
+      suffixes += n;
+      longest = std::max(longest, n);
+    }
+    check(p + longest < ctx, "--suffix",
+          "the prompt ({} tokens) and a suffix ({} tokens) fill the context of {}", p, longest,
+          ctx);
+    if (req.n_predict < 0) return;
+    const int64_t n = req.n_predict;
+    const int64_t k = static_cast<int64_t>(req.streams.size());
+    if (k == 1) {
+      check(n <= ctx - p - longest, "-n",
+            "{} new tokens do not fit: the prompt has {} tokens and the context {} (use -c or a "
+            "smaller -n)",
+            n, p + longest, ctx);
+      return;
+    }
+    const int64_t needed = p * static_cast<int64_t>(groups.size()) + suffixes + k * n;
+    check(p + longest + n <= ctx && needed <= ctx, "-n",
+          "{} streams x {} new tokens do not fit: with the prompt ({} tokens, {} adapter "
+          "group{}) and suffixes ({} tokens) they need {} cells, the context holds {} (use -c, "
+          "fewer streams or a smaller -n)",
+          k, n, p, groups.size(), groups.size() == 1 ? "" : "s", suffixes, needed, ctx);
+  }
+
+  RunView view(const std::string& prompt_text) const {
+    return {a_.model, prompt_text,        info_.kernels,     a_.threads,
+            seed_,    info_.load_seconds, info_.pack_seconds};
+  }
+
+  void run_single(const Request& req, const std::string& prompt_text) {
+    if (!a_.json) {
+      std::vector<int32_t> shown = rt_.tokenize(req.prompt, req.add_bos);
+      if (!req.streams[0].suffix.empty()) {
+        const auto suffix = rt_.tokenize(req.streams[0].suffix, false);
+        shown.insert(shown.end(), suffix.begin(), suffix.end());
+      }
+      std::fputs(rt_.detokenize(shown).c_str(), stdout);
+      std::fflush(stdout);
+    }
+    const Result r = rt_.generate(req, [&](int, int32_t, std::string_view piece) {
+      if (!a_.json && !piece.empty()) {
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+      }
+      return true;
+    });
+    const StreamResult& s = r.streams[0];
+    const Timings& t = r.timings;
+    const int n_prompt = s.prompt_tokens;
+    const double prompt_seconds = t.prompt_seconds;
+    const double gen_seconds = t.suffix_seconds + t.decode_seconds;
+    const int n_gen = static_cast<int>(s.tokens.size());
+    const double prompt_tps = prompt_seconds > 0 ? n_prompt / prompt_seconds : 0;
+    const double gen_tps = gen_seconds > 0 ? n_gen / gen_seconds : 0;
+    const double ms_per_token = n_gen > 0 ? 1000.0 * gen_seconds / n_gen : 0;
+    const double peak_mib = peak_rss_bytes() / 1048576.0;
+    if (a_.json) {
+      nlohmann::json j;
+      j["model"] = a_.model;
+      j["prompt"] = prompt_text;
+      j["prompt_tokens"] = r.prompt_tokens;
+      if (!req.streams[0].adapter.empty()) j["adapter"] = req.streams[0].adapter;
+      j["text"] = s.text;
+      j["tokens"] = s.tokens;
+      j["seed"] = seed_;
+      j["backend"] = info_.kernels;
+      j["timings"] = {{"load_s", info_.load_seconds}, {"pack_s", info_.pack_seconds},
+                      {"prompt_tokens", n_prompt},    {"prompt_tokens_per_s", prompt_tps},
+                      {"generated_tokens", n_gen},    {"generated_tokens_per_s", gen_tps},
+                      {"ms_per_token", ms_per_token}, {"peak_rss_mib", peak_mib}};
+      std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+      std::fflush(stdout);
+      return;
+    }
+    std::printf("\n");
+    std::fflush(stdout);
+    const std::string adapter =
+        req.streams[0].adapter.empty() ? "" : " | adapter " + req.streams[0].adapter;
+    std::fprintf(stderr,
+                 "\n[chorus] %s, %d threads | load %.0f ms, pack %.0f ms | prompt %d tokens, %.1f "
+                 "tok/s | generated %d tokens, %.1f tok/s, %.2f ms/token | peak RSS %.1f MiB | "
+                 "seed %llu%s\n",
+                 info_.kernels.c_str(), a_.threads, info_.load_seconds * 1000,
+                 info_.pack_seconds * 1000, n_prompt, prompt_tps, n_gen, gen_tps, ms_per_token,
+                 peak_mib, static_cast<unsigned long long>(seed_), adapter.c_str());
+  }
+
+  void run_multi(const Request& req, const std::string& prompt_text) {
+    std::vector<StreamLabel> labels;
+    for (size_t i = 0; i < req.streams.size(); ++i) {
+      const StreamOptions& s = req.streams[i];
+      labels.push_back({s.adapter, s.suffix, s.first_token_rank, seed_ + i});
+    }
+    const Result r = rt_.generate(req);
+    if (a_.json) {
+      const nlohmann::json j = streams_json(view(prompt_text), labels, r);
+      std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+      std::fflush(stdout);
+      return;
+    }
+    print_streams(view(prompt_text), labels, r, rt_.detokenize(r.prompt_tokens),
+                  a_.side_by_side ? terminal_width() : 0);
+  }
+
+  const RunArgs& a_;
+  const Plan& plan_;
+  Runtime& rt_;
+  uint64_t seed_;
+  RuntimeInfo info_;
+  std::string adapter_;
+};
+
+// Prompts from stdin, one per line; /adapter NAME|none switches adapter
+// (no reload), /quit ends. An error in one line is reported and skipped.
+void run_interactive(Runner& runner, const std::string& prefix) {
+  const bool tty = isatty(0);
+  std::string line;
+  for (;;) {
+    if (tty)
+      std::fprintf(stderr, "%s> ",
+                   runner.adapter().empty() ? "" : ("[" + runner.adapter() + "] ").c_str());
+    if (!std::getline(std::cin, line)) break;
+    if (line == "/quit" || line == "/exit") break;
+    try {
+      if (line.rfind("/adapter", 0) == 0) {
+        std::string name = line.substr(8);
+        name.erase(0, name.find_first_not_of(' '));
+        name.erase(name.find_last_not_of(' ') + 1);
+        check(!name.empty(), "/adapter", "give a loaded adapter's name, or none");
+        runner.set_adapter(name);
+        std::fprintf(stderr, "[chorus] adapter: %s\n", name.c_str());
+        continue;
+      }
+      check(line.empty() || line[0] != '/', line, "unknown command (/adapter NAME|none, /quit)");
+      if (line.empty() && prefix.empty()) continue;
+      runner.run(prefix + line);
+    } catch (const Error& e) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "chorus: error: %s\n", e.what());
+    }
+  }
+}
+
+// The f32 reference pass: one stream, base model, exactly as before the
+// runtime existed (the reference is the ground truth the engine is checked against).
+int run_reference(RunArgs a, uint64_t seed) {
   const double t_load = now_seconds();
   const auto model = load_model(a.model, a.tokenizer);
   const double load_seconds = now_seconds() - t_load;
   const Tokenizer& tok = *model->tokenizer;
-
-  // Long-context models would reserve gigabytes of KV cache for their full
-  // trained context; like llama.cpp, default to at most 4096 positions.
   const int context = a.context > 0 ? a.context : std::min(model->config.context_length, 4096);
   check(context >= 1 && context <= model->config.context_length, "-c",
         "context must be 1..{} (the model's trained context), got {}", model->config.context_length,
@@ -77,53 +381,32 @@ int run_generate(RunArgs a) {
         "the prompt has {} tokens, the context holds {}", prompt.size(), context);
   const int room = context - static_cast<int>(prompt.size());
   const int n_predict = a.n_predict < 0 ? room : a.n_predict;
-  check(n_predict <= room, "-n", "{} new tokens do not fit: the prompt has {} tokens and the context {} (use -c or a smaller -n)",
+  check(n_predict <= room, "-n",
+        "{} new tokens do not fit: the prompt has {} tokens and the context {} (use -c or a "
+        "smaller -n)",
         n_predict, prompt.size(), context);
-
-  SamplerParams sp;
-  sp.temperature = a.temperature;
-  sp.top_k = a.top_k;
-  sp.top_p = a.top_p;
-  sp.min_p = a.min_p;
-  sp.repeat_penalty = a.repeat_penalty;
-  sp.repeat_last_n = a.repeat_last_n;
-  sp.seed = a.seed >= 0 ? static_cast<uint64_t>(a.seed) : std::random_device{}();
-
   GenerateParams gp;
   gp.n_predict = n_predict;
   gp.ignore_eos = a.ignore_eos;
-  gp.sampler = sp;
+  gp.sampler.temperature = a.temperature;
+  gp.sampler.top_k = a.top_k;
+  gp.sampler.top_p = a.top_p;
+  gp.sampler.min_p = a.min_p;
+  gp.sampler.repeat_penalty = a.repeat_penalty;
+  gp.sampler.repeat_last_n = a.repeat_last_n;
+  gp.sampler.seed = seed;
 
-  // The engine packs the weights at start-up; the reference pass reads them
-  // in place, one row at a time.
-  std::unique_ptr<ReferenceForward> reference;
-  std::unique_ptr<Engine> engine;
-  std::unique_ptr<LogitsSource> source;
   const double t_pack = now_seconds();
-  if (a.reference) {
-    reference = std::make_unique<ReferenceForward>(*model, context);
-    source = std::make_unique<ReferenceSource>(*reference);
-  } else {
-    EngineOptions eo;
-    eo.context = context;
-    eo.threads = a.threads;
-    eo.max_streams = 1;
-    eo.weights = parse_weight_format(a.weights, "--weights");
-    eo.output = parse_weight_format(a.output_head, "--output-head");
-    engine = std::make_unique<Engine>(*model, eo);
-    source = std::make_unique<EngineSource>(*engine, *model);
-  }
+  ReferenceForward reference(*model, context);
   const double pack_seconds = now_seconds() - t_pack;
-  const std::string backend = a.reference ? "f32 reference" : std::string(engine->kernel_name());
   StreamDecoder text(tok);
   std::string all_text;
   std::vector<int32_t> generated;
   if (!a.json) {
-    std::string shown = tok.decode(prompt);
-    std::fputs(shown.c_str(), stdout);
+    std::fputs(tok.decode(prompt).c_str(), stdout);
     std::fflush(stdout);
   }
-  const GenerateStats stats = generate(*source, prompt, gp, [&](int32_t id) {
+  const GenerateStats stats = generate(reference, prompt, gp, [&](int32_t id) {
     generated.push_back(id);
     const std::string piece = text.push(id);
     all_text += piece;
@@ -135,12 +418,11 @@ int run_generate(RunArgs a) {
   });
   const std::string rest = text.flush();
   all_text += rest;
-
-  const double prompt_tps = stats.prompt_seconds > 0 ? stats.n_prompt / stats.prompt_seconds : 0;
-  const double gen_tps = stats.generation_seconds > 0 ? stats.n_generated / stats.generation_seconds : 0;
-  const double ms_per_token = stats.n_generated > 0 ? 1000.0 * stats.generation_seconds / stats.n_generated : 0;
+  const double prompt_tps = stats.prompt_tokens_per_second();
+  const double gen_tps = stats.generation_tokens_per_second();
+  const double ms_per_token =
+      stats.n_generated > 0 ? 1000.0 * stats.generation_seconds / stats.n_generated : 0;
   const double peak_mib = peak_rss_bytes() / 1048576.0;
-
   if (a.json) {
     nlohmann::json j;
     j["model"] = a.model;
@@ -148,8 +430,8 @@ int run_generate(RunArgs a) {
     j["prompt_tokens"] = prompt;
     j["text"] = all_text;
     j["tokens"] = generated;
-    j["seed"] = sp.seed;
-    j["backend"] = backend;
+    j["seed"] = seed;
+    j["backend"] = "f32 reference";
     j["timings"] = {{"load_s", load_seconds},
                     {"pack_s", pack_seconds},
                     {"prompt_tokens", stats.n_prompt},
@@ -165,10 +447,57 @@ int run_generate(RunArgs a) {
   std::printf("\n");
   std::fflush(stdout);
   std::fprintf(stderr,
-               "\n[chorus] %s, %d threads | load %.0f ms, pack %.0f ms | prompt %d tokens, %.1f tok/s | "
-               "generated %d tokens, %.1f tok/s, %.2f ms/token | peak RSS %.1f MiB | seed %llu\n",
-               backend.c_str(), a.reference ? 1 : a.threads, load_seconds * 1000, pack_seconds * 1000, stats.n_prompt, prompt_tps, stats.n_generated, gen_tps, ms_per_token,
-               peak_mib, static_cast<unsigned long long>(sp.seed));
+               "\n[chorus] f32 reference, 1 threads | load %.0f ms, pack %.0f ms | prompt %d "
+               "tokens, %.1f tok/s | generated %d tokens, %.1f tok/s, %.2f ms/token | peak RSS "
+               "%.1f MiB | seed %llu\n",
+               load_seconds * 1000, pack_seconds * 1000, stats.n_prompt, prompt_tps,
+               stats.n_generated, gen_tps, ms_per_token, peak_mib,
+               static_cast<unsigned long long>(seed));
+  return 0;
+}
+
+// Errors of RuntimeOptions name the API's fields; the user typed flags.
+Error as_option_error(const Error& e) {
+  static const std::pair<const char*, const char*> kFlags[] = {{"context", "-c"},
+                                                               {"threads", "-t"},
+                                                               {"weights", "--weights"},
+                                                               {"output_head", "--output-head"}};
+  for (const auto& [field, flag] : kFlags) {
+    if (e.where() == field) {
+      return Error(flag, std::string(e.what()).substr(e.where().size() + 2));
+    }
+  }
+  return e;
+}
+
+int run_generate(RunArgs a) {
+  const Plan plan = make_plan(a);
+  if (!a.prompt_file.empty()) a.prompt = read_text_file(a.prompt_file);
+  const uint64_t seed = a.seed >= 0 ? static_cast<uint64_t>(a.seed) : std::random_device{}();
+  if (a.reference) return run_reference(a, seed);
+  parse_weight_format(a.weights, "--weights");
+  parse_weight_format(a.output_head, "--output-head");
+
+  RuntimeOptions ro;
+  ro.tokenizer = a.tokenizer;
+  ro.threads = a.threads;
+  ro.context = a.context;
+  ro.max_streams = plan.k;
+  ro.weights = a.weights;
+  ro.output_head = a.output_head;
+  ro.adapters = plan.adapters;  // slots and max rank follow from the files
+  std::unique_ptr<Runtime> rt;
+  try {
+    rt = std::make_unique<Runtime>(a.model, ro);
+  } catch (const Error& e) {
+    throw as_option_error(e);
+  }
+  Runner runner(a, plan, *rt, seed);
+  if (a.interactive) {
+    run_interactive(runner, a.prompt);
+  } else {
+    runner.run(a.prompt);
+  }
   return 0;
 }
 
@@ -178,30 +507,58 @@ void add_run_command(CLI::App& app, Command* selected) {
   auto args = std::make_shared<RunArgs>();
   CLI::App* cmd = app.add_subcommand("run", "Generate text from a prompt");
   cmd->add_option("-m,--model", args->model, "GGUF or llama2.c model file")->required();
-  cmd->add_option("--tokenizer", args->tokenizer, "tokenizer.bin for a llama2.c model (default: beside it)");
-  auto* p = cmd->add_option("-p,--prompt", args->prompt, "Prompt text");
+  cmd->add_option("--tokenizer", args->tokenizer,
+                  "tokenizer.bin for a llama2.c model (default: beside it)");
+  auto* p =
+      cmd->add_option("-p,--prompt", args->prompt, "Prompt text (with -i: put before every line)");
   cmd->add_option("-f,--file", args->prompt_file, "Read the prompt from a file")->excludes(p);
-  cmd->add_option("-n,--n-predict", args->n_predict, "Tokens to generate (-1: until the context is full)")
+  cmd->add_option("-n,--n-predict", args->n_predict,
+                  "Tokens to generate per stream (-1: until the context is full)")
       ->capture_default_str();
   cmd->add_option("-c,--ctx-size", args->context, "Context length (default: the model's)");
   cmd->add_option("-t,--threads", args->threads, "Worker threads")->capture_default_str();
   cmd->add_option("--temp", args->temperature, "Temperature; 0 = greedy")->capture_default_str();
-  cmd->add_option("--top-k", args->top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
+  cmd->add_option("--top-k", args->top_k, "Keep the k most likely tokens (0 = off)")
+      ->capture_default_str();
   cmd->add_option("--top-p", args->top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
   cmd->add_option("--min-p", args->min_p, "Drop tokens below min-p x the top probability (0 = off)")
       ->capture_default_str();
   cmd->add_option("--repeat-penalty", args->repeat_penalty, "Penalty for recent tokens (1 = off)")
       ->capture_default_str();
-  cmd->add_option("--repeat-last-n", args->repeat_last_n, "How many recent tokens the penalty looks at")
+  cmd->add_option("--repeat-last-n", args->repeat_last_n,
+                  "How many recent tokens the penalty looks at")
       ->capture_default_str();
-  cmd->add_option("-s,--seed", args->seed, "Random seed (default: random; printed at the end)");
-  cmd->add_flag("--ignore-eos", args->ignore_eos, "Keep generating after the end-of-sequence token");
+  cmd->add_option("-s,--seed", args->seed,
+                  "Random seed (default: random; printed at the end); stream i uses seed + i");
+  cmd->add_flag("--ignore-eos", args->ignore_eos,
+                "Keep generating after the end-of-sequence token");
   cmd->add_flag("--no-bos", args->no_bos, "Do not add the BOS token to the prompt");
-  cmd->add_flag("--reference", args->reference, "Use the plain f32 reference forward pass (slow, exact)");
+  cmd->add_flag("--reference", args->reference,
+                "Use the plain f32 reference forward pass (slow, exact)");
   cmd->add_option("--weights", args->weights, "Layer weights: auto (as stored), int4, int8, f32")
       ->capture_default_str();
-  cmd->add_option("--output-head", args->output_head, "Output head: auto, int4, int8, f32")->capture_default_str();
-  cmd->add_flag("--json", args->json, "Print one JSON object with text, ids and timings instead of streaming");
+  cmd->add_option("--output-head", args->output_head, "Output head: auto, int4, int8, f32")
+      ->capture_default_str();
+  cmd->add_flag("--json", args->json,
+                "Print one JSON object with text, ids and timings (an object per stream) instead "
+                "of streaming");
+  cmd->add_option("--streams", args->streams,
+                  "Decode K variants together over the shared prompt: greedy (--temp 0) starts "
+                  "stream i with the i-th most likely token, sampling uses seed + i");
+  cmd->add_option("--lora", args->loras, "Load an adapter: NAME=PATH[:SCALE] (repeatable)");
+  auto* adapter = cmd->add_option("--adapter", args->adapter,
+                                  "Adapter for every stream (a --lora NAME, or none)");
+  cmd->add_option("--styles", args->styles, "One stream per adapter: A,B,C (--lora names)")
+      ->delimiter(',')
+      ->excludes(adapter);
+  cmd->add_option("--suffix", args->suffixes,
+                  "Prompt text after the shared prompt for one stream (repeat: one per stream; "
+                  "once: every stream)");
+  cmd->add_flag("-i,--interactive", args->interactive,
+                "Read prompts from stdin, one per line; /adapter NAME|none switches adapter, "
+                "/quit ends");
+  cmd->add_flag("--side-by-side", args->side_by_side,
+                "Show the streams in columns ($COLUMNS or the terminal's width) instead of blocks");
   cmd->callback([args, selected] { *selected = [args] { return run_generate(*args); }; });
 }
 

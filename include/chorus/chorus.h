@@ -1,0 +1,176 @@
+// chorus: the public C++ API.
+//
+// One Runtime holds one frozen model, packed for the CPU, plus a fixed pool
+// of LoRA adapter slots. generate() runs a request: a prompt and k streams
+// (variants) decoded together in one forward pass per token over a KV cache
+// in which the prompt is stored once per adapter. Streams differ by adapter
+// (style), by a text suffix after the shared prompt, by seed, or by starting
+// from the i-th most likely first token (smart reply).
+//
+//   chorus::RuntimeOptions opt;
+//   opt.adapters = {{"formal", "formal.gguf"}, {"jovial", "jovial.gguf"}};
+//   chorus::Runtime rt("model.gguf", opt);
+//   chorus::Request req;
+//   req.prompt = "Reply to: are you coming tonight?";
+//   req.streams.resize(2);
+//   req.streams[0].adapter = "formal";
+//   req.streams[1].adapter = "jovial";
+//   chorus::Result r = rt.generate(req, [](int stream, int32_t, std::string_view piece) {
+//     return true;  // false stops that stream
+//   });
+//   for (const auto& s : r.streams) std::cout << s.adapter << ": " << s.text << "\n";
+//
+// Errors (bad files, options or requests) are thrown as std::runtime_error
+// (chorus::Error) with a one-line message naming what is at fault; a request
+// is checked completely before any work, so a failed generate() changes
+// nothing. A Runtime is not thread-safe: one call at a time.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace chorus {
+
+// A LoRA adapter file to load: a PEFT directory (or its
+// adapter_model.safetensors) or a llama.cpp GGUF adapter.
+struct AdapterFile {
+  std::string name;  // how requests refer to it
+  std::string path;
+  float scale = 1.0f;  // user scale; the effective one is scale x alpha / rank
+};
+
+struct RuntimeOptions {
+  std::string tokenizer;             // tokenizer.bin of a llama2.c model (default: beside it)
+  int threads = 2;                   // including the calling thread
+  int context = 0;                   // KV cells shared by all streams; 0: min(model context, 4096)
+  int max_streams = 8;               // streams per request, at most 64
+  int max_rows = 64;                 // rows per forward step (prefill is chunked to it)
+  std::string weights = "auto";      // layer weights: auto (as stored), int4, int8, f32
+  std::string output_head = "auto";  // the same for the output head
+  // Adapter slots, fixed for the Runtime's life: at least adapters.size()
+  // slots, of at least the largest rank among `adapters`.
+  int adapter_slots = 0;
+  int adapter_max_rank = 0;
+  std::vector<AdapterFile> adapters;  // loaded when the Runtime opens
+};
+
+struct Sampling {
+  float temperature = 0.8f;     // 0 = greedy
+  int top_k = 40;               // 0 = off
+  float top_p = 0.95f;          // 1 = off
+  float min_p = 0.05f;          // 0 = off
+  float repeat_penalty = 1.0f;  // 1 = off
+  int repeat_last_n = 64;       // 0 = off, -1 = whole history
+  uint64_t seed = 0;            // stream i uses seed + i unless it sets its own
+};
+
+struct StreamOptions {
+  std::string adapter;  // a loaded adapter's name; empty: the base model
+  // Text after the shared prompt for this stream only (e.g. a style
+  // instruction), tokenized on its own without BOS.
+  std::string suffix;
+  std::optional<uint64_t> seed;  // default: Request::sampling.seed + stream index
+  // >= 0: the stream starts with the first_token_rank-th most likely token
+  // (0 = the greedy one), smart-reply style; later tokens are sampled.
+  int first_token_rank = -1;
+};
+
+struct Request {
+  std::string prompt;   // the shared prefix
+  bool add_bos = true;  // prepend BOS as the vocabulary asks
+  int n_predict = 128;  // new tokens per stream; -1: as many as the context holds
+  bool ignore_eos = false;
+  std::vector<std::string> stop;  // a stream stops when its text contains one
+  Sampling sampling;
+  std::vector<StreamOptions> streams;  // empty: one stream on the base model
+};
+
+enum class FinishReason { kLength, kEndOfGeneration, kStopString, kCallback };
+// "length", "eog", "stop", "callback".
+const char* to_string(FinishReason r);
+
+struct StreamResult {
+  int stream = 0;
+  std::string adapter;          // empty: base model
+  std::string text;             // the generated text (valid UTF-8)
+  std::vector<int32_t> tokens;  // the generated ids
+  FinishReason finish = FinishReason::kLength;
+  int prompt_tokens = 0;           // shared prompt + own suffix
+  double first_token_seconds = 0;  // since the request started
+  double last_token_seconds = 0;
+};
+
+struct Timings {
+  int prompt_tokens = 0;    // the shared prompt
+  int prompt_prefills = 0;  // distinct adapters among the streams: prompt copies in the cache
+  int prefill_rows = 0;     // prompt and suffix tokens run through the model
+  int generated_tokens = 0;
+  double prompt_seconds = 0;  // shared prompt prefill (all adapter groups at once)
+  double suffix_seconds = 0;  // suffixes and first tokens
+  double decode_seconds = 0;  // the rest, all streams together
+  double total_seconds = 0;
+  size_t kv_bytes_used = 0;  // KV cache bytes held by the request's streams at the end
+};
+
+struct Result {
+  std::vector<int32_t> prompt_tokens;  // the shared prompt as tokenized
+  std::vector<StreamResult> streams;   // in request order
+  Timings timings;
+};
+
+// Called for each generated token: stream index, token id, and the text it
+// completes (may be empty while a UTF-8 character is split across tokens).
+// Returning false stops that stream only. Bytes a stream still holds back
+// when the request ends (a cut UTF-8 character) come in one last call with
+// token -1, after every stream finished.
+using TokenCallback = std::function<bool(int stream, int32_t token, std::string_view piece)>;
+
+struct RuntimeInfo {
+  std::string model_path;
+  int n_vocab = 0;
+  int trained_context = 0;
+  int context = 0;  // KV cells of this Runtime
+  int max_streams = 0;
+  int adapter_slots = 0;
+  int adapter_max_rank = 0;
+  std::string kernels;  // "avx2", "generic", ...
+  size_t weight_bytes = 0;
+  size_t kv_bytes = 0;
+  double load_seconds = 0;  // reading the model file and adapters
+  double pack_seconds = 0;  // repacking weights and allocating the engine
+};
+
+class Runtime {
+ public:
+  // Loads the model (GGUF or llama2.c), the adapters of options.adapters,
+  // and packs everything for the CPU.
+  explicit Runtime(const std::string& model_path, const RuntimeOptions& options = {});
+  ~Runtime();
+  Runtime(Runtime&&) noexcept;
+  Runtime& operator=(Runtime&&) noexcept;
+
+  // Loads an adapter into a free slot; cheap next to opening the model, the
+  // base weights are never touched. Throws when the name is taken, no slot
+  // is free, or the adapter does not fit the model or the slots' rank.
+  void load_adapter(const std::string& name, const std::string& path, float scale = 1.0f);
+  void unload_adapter(const std::string& name);
+  std::vector<std::string> adapters() const;  // names of the loaded ones
+
+  Result generate(const Request& request, const TokenCallback& on_token = {});
+
+  std::vector<int32_t> tokenize(std::string_view text, bool add_bos) const;
+  std::string detokenize(const std::vector<int32_t>& tokens) const;
+  RuntimeInfo info() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace chorus

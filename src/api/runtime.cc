@@ -1,0 +1,265 @@
+// chorus::Runtime: the public API (include/chorus/chorus.h) over the model,
+// the engine and the multi-stream scheduler. It only translates: names to
+// adapter slots, text to tokens and back, public options to internal ones.
+#include <algorithm>
+#include <memory>
+#include <set>
+
+#include "chorus/chorus.h"
+#include "decode/multi_stream.h"
+#include "engine/engine.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include "util/error.h"
+#include "util/resources.h"
+
+namespace chorus {
+namespace {
+
+WeightFormat weight_format(const std::string& s, const char* option) {
+  if (s == "auto") return WeightFormat::kAuto;
+  if (s == "int4") return WeightFormat::kInt4;
+  if (s == "int8") return WeightFormat::kInt8;
+  if (s == "f32") return WeightFormat::kF32;
+  throw Error(option, "unknown format '" + s + "' (expected auto, int4, int8 or f32)");
+}
+
+FinishReason finish_reason(StopReason r) {
+  switch (r) {
+    case StopReason::kLength:
+      return FinishReason::kLength;
+    case StopReason::kEndOfGeneration:
+      return FinishReason::kEndOfGeneration;
+    case StopReason::kStopString:
+      return FinishReason::kStopString;
+    case StopReason::kCallback:
+      return FinishReason::kCallback;
+  }
+  return FinishReason::kLength;
+}
+
+SamplerParams sampler_params(const Sampling& s, uint64_t seed) {
+  SamplerParams p;
+  p.temperature = s.temperature;
+  p.top_k = s.top_k;
+  p.top_p = s.top_p;
+  p.min_p = s.min_p;
+  p.repeat_penalty = s.repeat_penalty;
+  p.repeat_last_n = s.repeat_last_n;
+  p.seed = seed;
+  return p;
+}
+
+}  // namespace
+
+const char* to_string(FinishReason r) {
+  switch (r) {
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kEndOfGeneration:
+      return "eog";
+    case FinishReason::kStopString:
+      return "stop";
+    case FinishReason::kCallback:
+      return "callback";
+  }
+  return "?";
+}
+
+struct Runtime::Impl {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Engine> engine;
+  double load_seconds = 0;
+  double pack_seconds = 0;
+  // The decode loop every request uses; a speculative one (DS2D) with the
+  // same contract can be dropped in here.
+  DecodeLoop loop = decode_plain;
+
+  const Tokenizer& tokenizer() const {
+    check(model->tokenizer != nullptr, model->path, "the model has no tokenizer");
+    return *model->tokenizer;
+  }
+};
+
+Runtime::Runtime(const std::string& model_path, const RuntimeOptions& options)
+    : impl_(std::make_unique<Impl>()) {
+  check(options.threads >= 1 && options.threads <= 256, "threads", "must be 1..256, got {}",
+        options.threads);
+  const double t0 = now_seconds();
+  impl_->model = load_model(model_path, options.tokenizer);
+  const ModelConfig& c = impl_->model->config;
+  check(options.context >= 0 && options.context <= c.context_length, "context",
+        "must be 0 (default) or 1..{} (the model's trained context), got {}", c.context_length,
+        options.context);
+
+  // Adapter files are read before the engine exists: their ranks size the slots.
+  std::vector<LoraAdapter> loras;
+  std::set<std::string> names;
+  int max_rank = options.adapter_max_rank;
+  for (const AdapterFile& f : options.adapters) {
+    check(!f.name.empty(), f.path, "an adapter needs a name");
+    check(names.insert(f.name).second, f.name, "two adapters have this name");
+    loras.push_back(load_lora(f.path, c));
+    max_rank = std::max(max_rank, loras.back().max_rank);
+  }
+  const double t1 = now_seconds();
+  impl_->load_seconds = t1 - t0;
+
+  EngineOptions eo;
+  eo.threads = options.threads;
+  eo.context = options.context;
+  eo.max_streams = options.max_streams;
+  eo.max_rows = options.max_rows;
+  eo.weights = weight_format(options.weights, "weights");
+  eo.output = weight_format(options.output_head, "output_head");
+  eo.adapter_slots = std::max(options.adapter_slots, static_cast<int>(options.adapters.size()));
+  eo.adapter_max_rank = eo.adapter_slots > 0 ? std::max(max_rank, 1) : 0;
+  impl_->engine = std::make_unique<Engine>(*impl_->model, eo);
+  for (size_t i = 0; i < loras.size(); ++i) {
+    impl_->engine->adapters().load(options.adapters[i].name, loras[i], options.adapters[i].scale);
+  }
+  impl_->pack_seconds = now_seconds() - t1;
+}
+
+Runtime::~Runtime() = default;
+Runtime::Runtime(Runtime&&) noexcept = default;
+Runtime& Runtime::operator=(Runtime&&) noexcept = default;
+
+void Runtime::load_adapter(const std::string& name, const std::string& path, float scale) {
+  AdapterPool& pool = impl_->engine->adapters();
+  check(pool.find(name) < 0, name, "an adapter of this name is already loaded");
+  pool.load(name, load_lora(path, impl_->model->config), scale);
+}
+
+void Runtime::unload_adapter(const std::string& name) {
+  AdapterPool& pool = impl_->engine->adapters();
+  pool.unload(pool.slot_of(name));
+}
+
+std::vector<std::string> Runtime::adapters() const {
+  const AdapterPool& pool = impl_->engine->adapters();
+  std::vector<std::string> out;
+  for (int s = 0; s < pool.slots(); ++s) {
+    if (pool.loaded(s)) out.emplace_back(pool.name(s));
+  }
+  return out;
+}
+
+std::vector<int32_t> Runtime::tokenize(std::string_view text, bool add_bos) const {
+  return impl_->tokenizer().encode(text, add_bos);
+}
+
+std::string Runtime::detokenize(const std::vector<int32_t>& tokens) const {
+  return impl_->tokenizer().decode(tokens);
+}
+
+RuntimeInfo Runtime::info() const {
+  const Engine& e = *impl_->engine;
+  RuntimeInfo i;
+  i.model_path = impl_->model->path;
+  i.n_vocab = e.config().n_vocab;
+  i.trained_context = impl_->model->config.context_length;
+  i.context = e.options().context;
+  i.max_streams = e.options().max_streams;
+  i.adapter_slots = e.adapters().slots();
+  i.adapter_max_rank = e.adapters().max_rank();
+  i.kernels = std::string(e.kernel_name());
+  i.weight_bytes = e.weight_bytes();
+  i.kv_bytes = e.kv_bytes();
+  i.load_seconds = impl_->load_seconds;
+  i.pack_seconds = impl_->pack_seconds;
+  return i;
+}
+
+Result Runtime::generate(const Request& request, const TokenCallback& on_token) {
+  Engine& engine = *impl_->engine;
+  const Tokenizer& tok = impl_->tokenizer();
+  const std::vector<StreamOptions> one_stream(1);
+  const std::vector<StreamOptions>& streams =
+      request.streams.empty() ? one_stream : request.streams;
+  const int k = static_cast<int>(streams.size());
+
+  MultiStreamRequest req;
+  req.prompt = tok.encode(request.prompt, request.add_bos);
+  check(!req.prompt.empty(), "prompt", "is empty and no BOS token is added");
+  req.stop = request.stop;
+  req.limits.ignore_eos = request.ignore_eos;
+  req.limits.tokenizer = &tok;
+  std::set<int> groups;
+  int64_t suffix_total = 0;
+  int64_t longest_suffix = 0;
+  for (int i = 0; i < k; ++i) {
+    const StreamOptions& so = streams[i];
+    StreamSpec spec;
+    spec.adapter = so.adapter.empty() ? -1 : engine.adapters().slot_of(so.adapter);
+    if (!so.suffix.empty()) spec.suffix = tok.encode(so.suffix, false);
+    spec.sampler = sampler_params(request.sampling, so.seed ? *so.seed : request.sampling.seed + i);
+    spec.first_token_rank = so.first_token_rank;
+    groups.insert(spec.adapter);
+    suffix_total += static_cast<int64_t>(spec.suffix.size());
+    longest_suffix = std::max(longest_suffix, static_cast<int64_t>(spec.suffix.size()));
+    req.streams.push_back(std::move(spec));
+  }
+  check(request.n_predict >= -1, "n_predict", "must be -1 (fill the context) or >= 0, got {}",
+        request.n_predict);
+  if (request.n_predict >= 0) {
+    req.limits.n_predict = request.n_predict;
+  } else {
+    // As many per stream as both every stream's positions and the shared
+    // cells allow (the whole cache is this request's).
+    const int64_t context = engine.options().context;
+    const int64_t n_prompt = static_cast<int64_t>(req.prompt.size());
+    const int64_t by_pos = context - n_prompt - longest_suffix;
+    const int64_t by_cells =
+        (context - n_prompt * static_cast<int64_t>(groups.size()) - suffix_total) / k;
+    req.limits.n_predict = static_cast<int>(std::max<int64_t>(0, std::min(by_pos, by_cells)));
+  }
+
+  // The previous request's cells are of no use any more.
+  engine.kv_cache().clear();
+
+  Result result;
+  std::vector<StreamDecoder> decoders(k, StreamDecoder(tok));
+  std::vector<std::string> texts(k);
+  const MultiStreamResult r = run_streams(
+      engine, req,
+      [&](int i, int32_t id) {
+        const std::string piece = decoders[i].push(id);
+        texts[i] += piece;
+        return on_token ? on_token(i, id, piece) : true;
+      },
+      impl_->loop);
+
+  result.prompt_tokens = req.prompt;
+  for (int i = 0; i < k; ++i) {
+    const std::string rest = decoders[i].flush();
+    if (!rest.empty()) {
+      texts[i] += rest;
+      if (on_token) on_token(i, -1, rest);
+    }
+    const StreamOutcome& o = r.streams[i];
+    StreamResult s;
+    s.stream = i;
+    s.adapter = streams[i].adapter;
+    s.text = std::move(texts[i]);
+    s.tokens = o.tokens;
+    s.finish = finish_reason(o.stop_reason);
+    s.prompt_tokens = o.n_prompt;
+    s.first_token_seconds = o.first_token_seconds;
+    s.last_token_seconds = o.last_token_seconds;
+    result.streams.push_back(std::move(s));
+  }
+  Timings& t = result.timings;
+  t.prompt_tokens = r.stats.n_prompt;
+  t.prompt_prefills = r.stats.prompt_groups;
+  t.prefill_rows = r.stats.prefill_rows;
+  t.generated_tokens = r.stats.n_generated;
+  t.prompt_seconds = r.stats.prompt_seconds;
+  t.suffix_seconds = r.stats.suffix_seconds;
+  t.decode_seconds = r.stats.decode_seconds;
+  t.total_seconds = r.stats.total_seconds;
+  t.kv_bytes_used = r.stats.kv_bytes_used;
+  return result;
+}
+
+}  // namespace chorus

@@ -1,0 +1,228 @@
+// The public API on stories260K: text in, k streams out, adapters by name.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "chorus/chorus.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include "test_data/stories260k.h"
+
+namespace chorus {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kModel = test_data::source_path("models/stories260K.gguf");
+
+RuntimeOptions small(int context = 256) {
+  RuntimeOptions o;
+  o.context = context;
+  o.max_streams = 4;
+  return o;
+}
+
+Request greedy(std::string prompt, int n) {
+  Request r;
+  r.prompt = std::move(prompt);
+  r.n_predict = n;
+  r.ignore_eos = true;
+  r.sampling.temperature = 0.0f;
+  return r;
+}
+
+StreamOptions with_adapter(std::string name) {
+  StreamOptions s;
+  s.adapter = std::move(name);
+  return s;
+}
+StreamOptions with_suffix(std::string suffix) {
+  StreamOptions s;
+  s.suffix = std::move(suffix);
+  return s;
+}
+StreamOptions with_rank(int rank) {
+  StreamOptions s;
+  s.first_token_rank = rank;
+  return s;
+}
+
+// Two random rank-4 adapters in GGUF form, written once for all tests.
+class Adapters : public ::testing::Environment {
+ public:
+  static std::string path(int i) {
+    return (dir() / ("lora" + std::to_string(i) + ".gguf")).string();
+  }
+  void SetUp() override {
+    fs::create_directories(dir());
+    const auto model = load_model(kModel);
+    for (int i = 0; i < 2; ++i) {
+      SyntheticLoraSpec spec;
+      spec.rank = 4;
+      spec.alpha = 8;
+      spec.seed = 1 + i;
+      spec.stddev = 0.1f;
+      write_synthetic_lora_gguf(path(i), model->config, spec);
+    }
+  }
+  void TearDown() override { fs::remove_all(dir()); }
+
+ private:
+  static fs::path dir() {
+    return fs::path(::testing::TempDir()) / ("chorus_api_test_" + std::to_string(::getpid()));
+  }
+};
+const auto* const kAdapters = ::testing::AddGlobalTestEnvironment(new Adapters);
+
+TEST(Runtime, GreedyFromBosMatchesTheReference) {
+  Runtime rt(kModel, small());
+  const Result r = rt.generate(greedy("", 30));
+  ASSERT_EQ(r.streams.size(), 1u);
+  const std::vector<int32_t>& ref = test_data::stories260k_greedy_ids();
+  EXPECT_EQ(r.streams[0].tokens, std::vector<int32_t>(ref.begin(), ref.begin() + 30));
+  EXPECT_EQ(r.streams[0].finish, FinishReason::kLength);
+  EXPECT_EQ(r.prompt_tokens, std::vector<int32_t>{1});
+  EXPECT_EQ(r.timings.generated_tokens, 30);
+  EXPECT_EQ(r.timings.prompt_prefills, 1);
+  EXPECT_GT(r.timings.total_seconds, 0);
+}
+
+TEST(Runtime, StreamsReportTheirPiecesAndText) {
+  Runtime rt(kModel, small());
+  Request req = greedy("Once upon a time", 20);
+  for (int i = 0; i < 3; ++i) req.streams.push_back(with_rank(i));
+  std::map<int, std::string> pieces;
+  std::map<int, int> tokens;
+  const Result r = rt.generate(req, [&](int stream, int32_t token, std::string_view piece) {
+    pieces[stream] += piece;
+    if (token >= 0) ++tokens[stream];
+    return true;
+  });
+  ASSERT_EQ(r.streams.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(r.streams[i].stream, i);
+    EXPECT_EQ(pieces[i], r.streams[i].text);
+    EXPECT_EQ(tokens[i], 20);
+    EXPECT_EQ(r.streams[i].text, rt.detokenize(r.streams[i].tokens));
+    EXPECT_FALSE(r.streams[i].text.empty());
+    EXPECT_GT(r.streams[i].last_token_seconds, 0);
+  }
+  EXPECT_NE(r.streams[0].text, r.streams[1].text);
+  // Stream 0 (the most likely first token) is plain greedy decoding.
+  EXPECT_EQ(r.streams[0].tokens, rt.generate(greedy("Once upon a time", 20)).streams[0].tokens);
+}
+
+TEST(Runtime, StreamSeedsDefaultToTheRequestSeedPlusIndex) {
+  Runtime rt(kModel, small());
+  Request req;
+  req.prompt = "Once upon a time";
+  req.n_predict = 25;
+  req.sampling.temperature = 0.9f;
+  req.sampling.seed = 5;
+  req.streams.resize(3);
+  req.streams[2].seed = 42;
+  const Result r = rt.generate(req);
+  for (int i = 0; i < 3; ++i) {
+    Request one = req;
+    one.streams.clear();
+    one.sampling.seed = i == 2 ? 42 : 5 + i;
+    EXPECT_EQ(r.streams[i].tokens, rt.generate(one).streams[0].tokens) << i;
+  }
+}
+
+TEST(Runtime, SuffixesAreTheirStreamsOwn) {
+  Runtime rt(kModel, small());
+  Request req = greedy("Once upon a time, there was a", 15);
+  req.streams = {with_suffix("girl named"), with_suffix("dog")};
+  const Result r = rt.generate(req);
+  const Result a = rt.generate(greedy("Once upon a time, there was a girl named", 15));
+  EXPECT_EQ(r.streams[0].tokens, a.streams[0].tokens);
+  EXPECT_GT(r.streams[0].prompt_tokens, static_cast<int>(r.prompt_tokens.size()));
+}
+
+TEST(Runtime, FillsTheContextWhenAsked) {
+  Runtime rt(kModel, small(64));
+  Request req = greedy("Once upon a time", -1);
+  req.streams.resize(3);
+  const Result r = rt.generate(req);
+  const int p = static_cast<int>(r.prompt_tokens.size());
+  for (const StreamResult& s : r.streams)
+    EXPECT_EQ(s.tokens.size(), static_cast<size_t>((64 - p) / 3));
+}
+
+TEST(Runtime, AdaptersByName) {
+  RuntimeOptions o = small();
+  o.adapters = {{"a", Adapters::path(0)}};
+  o.adapter_slots = 2;
+  Runtime rt(kModel, o);
+  EXPECT_EQ(rt.info().adapter_slots, 2);
+  EXPECT_EQ(rt.info().adapter_max_rank, 4);
+  rt.load_adapter("b", Adapters::path(1), 1.0f);
+  EXPECT_EQ(rt.adapters(), (std::vector<std::string>{"a", "b"}));
+
+  Request req = greedy("Once upon a time", 16);
+  req.streams = {with_adapter("a"), with_adapter("b"), {}, with_adapter("a")};
+  const Result r = rt.generate(req);
+  EXPECT_EQ(r.timings.prompt_prefills, 3);
+  EXPECT_EQ(r.streams[0].adapter, "a");
+  EXPECT_EQ(r.streams[0].tokens, r.streams[3].tokens);
+  EXPECT_NE(r.streams[0].tokens, r.streams[2].tokens);
+  EXPECT_NE(r.streams[0].tokens, r.streams[1].tokens);
+  for (int i = 0; i < 3; ++i) {
+    Request one = req;
+    one.streams = {req.streams[i]};
+    EXPECT_EQ(r.streams[i].tokens, rt.generate(one).streams[0].tokens) << i;
+  }
+
+  // Unknown names fail before any work; unloading frees the name and slot.
+  req.streams = {with_adapter("a"), with_adapter("formal")};
+  EXPECT_THROW(rt.generate(req), std::runtime_error);
+  EXPECT_THROW(rt.load_adapter("a", Adapters::path(1)), std::runtime_error);
+  rt.unload_adapter("a");
+  EXPECT_EQ(rt.adapters(), std::vector<std::string>{"b"});
+  EXPECT_THROW(rt.unload_adapter("a"), std::runtime_error);
+  rt.load_adapter("c", Adapters::path(0));
+}
+
+TEST(Runtime, BadInputThrows) {
+  EXPECT_THROW(Runtime(kModel + ".missing"), std::runtime_error);
+  RuntimeOptions o = small();
+  o.threads = 0;
+  EXPECT_THROW(Runtime(kModel, o), std::runtime_error);
+  o = small();
+  o.weights = "int3";
+  EXPECT_THROW(Runtime(kModel, o), std::runtime_error);
+  o = small();
+  o.adapters = {{"a", "/no/such/adapter.gguf"}};
+  EXPECT_THROW(Runtime(kModel, o), std::runtime_error);
+
+  Runtime rt(kModel, small(64));
+  Request req = greedy("Once upon a time", 8);
+  req.streams.resize(5);  // max_streams = 4
+  EXPECT_THROW(rt.generate(req), std::runtime_error);
+  req.streams.resize(2);
+  req.n_predict = 60;
+  EXPECT_THROW(rt.generate(req), std::runtime_error);
+  req.n_predict = -2;
+  EXPECT_THROW(rt.generate(req), std::runtime_error);
+  req = greedy("", 4);
+  req.add_bos = false;
+  EXPECT_THROW(rt.generate(req), std::runtime_error);
+  EXPECT_THROW(rt.load_adapter("a", Adapters::path(0)), std::runtime_error);  // no slots
+  // Still usable after every error.
+  EXPECT_EQ(rt.generate(greedy("Once", 4)).streams[0].tokens.size(), 4u);
+}
+
+TEST(Runtime, FinishReasonNames) {
+  EXPECT_STREQ(to_string(FinishReason::kLength), "length");
+  EXPECT_STREQ(to_string(FinishReason::kEndOfGeneration), "eog");
+  EXPECT_STREQ(to_string(FinishReason::kStopString), "stop");
+  EXPECT_STREQ(to_string(FinishReason::kCallback), "callback");
+}
+
+}  // namespace
+}  // namespace chorus
