@@ -19,5 +19,6 @@ void add_synth_command(CLI::App& app, Command* selected);
 void add_perplexity_command(CLI::App& app, Command* selected);
 void add_quantize_command(CLI::App& app, Command* selected);
 void add_bench_command(CLI::App& app, Command* selected);
+void add_forecast_command(CLI::App& app, Command* selected);  // cmd_forecast.cc
 
 }  // namespace chorus::tools

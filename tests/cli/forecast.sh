@@ -1,0 +1,45 @@
+# `chorus forecast`: derive writes a forecast file the eval accepts; eval
+# checks DS2D output against plain decoding (exit 1 on any difference);
+# forecasts for another model and bad DS2D options are clear errors.
+source "$(dirname "$0")/lib.sh"
+M="$SRC/models/stories260K.gguf"
+F="$SRC/models/stories260K-forecast-derived.gguf"
+
+if "$CHORUS" forecast derive -m "$M" -o "$TMP/f.gguf" --method weighted-mean --count 3 \
+    --sequences 2 --length 48 -t 1 > "$TMP/derive.txt" 2>&1; then
+  grep -q "3 forecasts of dim 64, method derived-weighted-mean" "$TMP/derive.txt" \
+    && echo "ok: derive" || fail "derive output: $(cat "$TMP/derive.txt")"
+else
+  fail "derive failed: $(cat "$TMP/derive.txt")"
+fi
+
+head -2 "$SRC/tests/data/ds2d_prompts.txt" > "$TMP/prompts.txt"
+if "$CHORUS" forecast eval -m "$M" --forecast "$F" --forecast "$TMP/f.gguf" --prompts "$TMP/prompts.txt" \
+    -n 24 -r 1 -t 1 --streams 2 --row-cost 0 --json-file "$TMP/eval.json" > "$TMP/eval.txt" 2>&1; then
+  python3 - "$TMP/eval.json" <<'PY' && echo "ok: eval" || fail "eval json: $(cat "$TMP/eval.txt")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+names = [c["name"] for c in j["configs"]]
+assert names[0] == "plain" and names[1] == "ngram" and len(names) == 6, names
+assert all(c["identical"] for c in j["configs"])
+ds2d = [c for c in j["configs"] if c["name"] != "plain"]
+assert all(c["tau"] >= 1.0 and "acceptance_per_depth" in c for c in ds2d)
+assert max(c["tau"] for c in ds2d) > 1.0
+PY
+else
+  fail "eval failed: $(cat "$TMP/eval.txt")"
+fi
+"$CHORUS" forecast eval -m "$M" --cost-only --budget 8 -t 1 > "$TMP/cost.txt" 2>&1 \
+  && grep -q "projected speedup" "$TMP/cost.txt" && echo "ok: cost-only" || fail "cost-only: $(cat "$TMP/cost.txt")"
+
+"$CHORUS" synth --shape tiny -o "$TMP/tiny.gguf" 2>/dev/null
+expect_error "forecasts for another model" "does not match" "$CHORUS" forecast eval -m "$TMP/tiny.gguf" --forecast "$F" -n 4
+expect_error "a model as forecasts" "not a forecast embedding file" "$CHORUS" forecast eval -m "$M" --forecast "$M" -n 4
+head -c 300 "$F" > "$TMP/cut.gguf"
+expect_error "truncated forecasts" "cut.gguf" "$CHORUS" forecast eval -m "$M" --forecast "$TMP/cut.gguf" -n 4
+expect_error "m above the budget" "exceed the DS2D row budget of 4" "$CHORUS" forecast eval -m "$M" --forecast "$F" --budget 4 -n 4
+expect_error "budget above the step" "ds2d budget" "$CHORUS" forecast eval -m "$M" --forecast "$F" --budget 100000 -n 4
+expect_error "unknown derive method" "forecast method" "$CHORUS" forecast derive -m "$M" -o "$TMP/x.gguf" --method magic
+expect_error "derive to a missing directory" "$TMP/no/x.gguf" "$CHORUS" forecast derive -m "$M" -o "$TMP/no/x.gguf" --method mean --sequences 1 --length 32
+expect_usage_error "forecast without a subcommand" "$CHORUS" forecast
+finish
