@@ -126,7 +126,7 @@ void BM_QuantizeActivations(benchmark::State& state) {
 void int4_shapes(benchmark::internal::Benchmark* b) {
   const int64_t shapes[][2] = {{2048, 2048}, {5632, 2048}, {2048, 5632}, {32000, 2048}};
   for (const auto& s : shapes) {
-    for (const int64_t n : {1, 4, 8, 32, 512}) b->Args({s[0], s[1], n});
+    for (const int64_t n : {1, 2, 4, 8, 16, 32, 512}) b->Args({s[0], s[1], n});
   }
   b->ArgNames({"rows", "cols", "n"});
 }
