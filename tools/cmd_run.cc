@@ -62,7 +62,34 @@ struct RunArgs {
   std::vector<std::string> suffixes;
   bool interactive = false;
   bool side_by_side = false;
+  // DS2D speculative decoding.
+  bool ds2d = false;
+  std::vector<std::string> ds2d_forecasts;
+  int ds2d_budget = 32;
+  float ds2d_row_cost = -1.0f;
+  bool ds2d_no_ngram = false;
 };
+
+// One line on what DS2D did: tokens per tree (tau), acceptance per depth.
+void print_speculation(const Result& r) {
+  const SpeculationReport& s = r.speculation;
+  if (s.trees == 0) return;
+  std::string depths;
+  for (size_t d = 0; d < s.acceptance.size() && d < 8; ++d) {
+    depths += fmt::format("{}{:.2f}", d == 0 ? "" : " ", s.acceptance[d]);
+  }
+  std::fprintf(stderr,
+               "[chorus] ds2d: %lld steps, %.2f tokens accepted per step and stream (tau), %.1f "
+               "rows per step, acceptance by depth: %s\n",
+               static_cast<long long>(s.steps), s.tau, s.rows_per_step,
+               depths.empty() ? "-" : depths.c_str());
+}
+
+nlohmann::json speculation_json(const Result& r) {
+  const SpeculationReport& s = r.speculation;
+  return {{"steps", s.steps}, {"trees", s.trees}, {"tau", s.tau},
+          {"rows_per_step", s.rows_per_step}, {"acceptance_by_depth", s.acceptance}};
+}
 
 std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -291,6 +318,7 @@ class Runner {
                       {"prompt_tokens", n_prompt},    {"prompt_tokens_per_s", prompt_tps},
                       {"generated_tokens", n_gen},    {"generated_tokens_per_s", gen_tps},
                       {"ms_per_token", ms_per_token}, {"peak_rss_mib", peak_mib}};
+      if (a_.ds2d) j["ds2d"] = speculation_json(r);
       std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       std::fflush(stdout);
       return;
@@ -306,6 +334,7 @@ class Runner {
                  info_.kernels.c_str(), a_.threads, info_.load_seconds * 1000,
                  info_.pack_seconds * 1000, n_prompt, prompt_tps, n_gen, gen_tps, ms_per_token,
                  peak_mib, static_cast<unsigned long long>(seed_), adapter.c_str());
+    print_speculation(r);
   }
 
   void run_multi(const Request& req, const std::string& prompt_text) {
@@ -316,13 +345,15 @@ class Runner {
     }
     const Result r = rt_.generate(req);
     if (a_.json) {
-      const nlohmann::json j = streams_json(view(prompt_text), labels, r);
+      nlohmann::json j = streams_json(view(prompt_text), labels, r);
+      if (a_.ds2d) j["ds2d"] = speculation_json(r);
       std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       std::fflush(stdout);
       return;
     }
     print_streams(view(prompt_text), labels, r, rt_.detokenize(r.prompt_tokens),
                   a_.side_by_side ? terminal_width() : 0);
+    print_speculation(r);
   }
 
   const RunArgs& a_;
@@ -461,7 +492,8 @@ Error as_option_error(const Error& e) {
   static const std::pair<const char*, const char*> kFlags[] = {{"context", "-c"},
                                                                {"threads", "-t"},
                                                                {"weights", "--weights"},
-                                                               {"output_head", "--output-head"}};
+                                                               {"output_head", "--output-head"},
+                                                               {"ds2d budget", "--ds2d-budget"}};
   for (const auto& [field, flag] : kFlags) {
     if (e.where() == field) {
       return Error(flag, std::string(e.what()).substr(e.where().size() + 2));
@@ -486,6 +518,12 @@ int run_generate(RunArgs a) {
   ro.weights = a.weights;
   ro.output_head = a.output_head;
   ro.adapters = plan.adapters;  // slots and max rank follow from the files
+  check(a.ds2d || (a.ds2d_forecasts.empty()), "--ds2d-forecast", "needs --ds2d");
+  ro.speculation.enabled = a.ds2d;
+  ro.speculation.forecasts = a.ds2d_forecasts;
+  ro.speculation.budget = a.ds2d_budget;
+  ro.speculation.row_cost = a.ds2d_row_cost;
+  ro.speculation.ngram = !a.ds2d_no_ngram;
   std::unique_ptr<Runtime> rt;
   try {
     rt = std::make_unique<Runtime>(a.model, ro);
@@ -554,6 +592,19 @@ void add_run_command(CLI::App& app, Command* selected) {
   cmd->add_option("--suffix", args->suffixes,
                   "Prompt text after the shared prompt for one stream (repeat: one per stream; "
                   "once: every stream)");
+  cmd->add_flag("--ds2d", args->ds2d,
+                "Self-speculative decoding (DS2D): draft token trees from forecast embeddings and "
+                "n-grams, verify them in the next pass; output is identical to plain decoding");
+  cmd->add_option("--ds2d-forecast", args->ds2d_forecasts,
+                  "Forecast GGUF (chorus forecast derive / train/forecast_train.py); repeat for "
+                  "per-adapter files");
+  cmd->add_option("--ds2d-budget", args->ds2d_budget, "DS2D rows per stream and step")
+      ->capture_default_str();
+  cmd->add_option("--ds2d-row-cost", args->ds2d_row_cost,
+                  "Cost of one more row relative to a 1-row step (-1: measure; 0: always fill "
+                  "the budget)")
+      ->capture_default_str();
+  cmd->add_flag("--ds2d-no-ngram", args->ds2d_no_ngram, "No n-gram branches in DS2D trees");
   cmd->add_flag("-i,--interactive", args->interactive,
                 "Read prompts from stdin, one per line; /adapter NAME|none switches adapter, "
                 "/quit ends");

@@ -45,6 +45,22 @@ struct AdapterFile {
   float scale = 1.0f;  // user scale; the effective one is scale x alpha / rank
 };
 
+// DS2D, self-speculative decoding: the model drafts a token tree from
+// forecast embeddings and verifies it in the next pass. Output is identical
+// to plain decoding; only speed changes.
+struct SpeculationOptions {
+  bool enabled = false;
+  // Forecast GGUF files (chorus forecast derive, train/forecast_train.py).
+  // A file trained with an adapter serves streams of that adapter; one
+  // without serves the others. Streams with no file get n-gram drafts only.
+  std::vector<std::string> forecasts;
+  int budget = 32;     // rows per stream and step (tree nodes + forecast rows)
+  bool ngram = true;   // also draft continuations of repeated n-grams
+  // Cost of one more row relative to a 1-row step; -1 measures it at the
+  // first request. The tree grows only while that pays; 0 always fills the budget.
+  float row_cost = -1.0f;
+};
+
 struct RuntimeOptions {
   std::string tokenizer;             // tokenizer.bin of a llama2.c model (default: beside it)
   int threads = 2;                   // including the calling thread
@@ -58,6 +74,7 @@ struct RuntimeOptions {
   int adapter_slots = 0;
   int adapter_max_rank = 0;
   std::vector<AdapterFile> adapters;  // loaded when the Runtime opens
+  SpeculationOptions speculation;
 };
 
 struct Sampling {
@@ -118,10 +135,20 @@ struct Timings {
   size_t kv_bytes_used = 0;  // KV cache bytes held by the request's streams at the end
 };
 
+// What DS2D did during a request (all zero when it is off).
+struct SpeculationReport {
+  int64_t steps = 0;             // forward passes in the decode phase
+  int64_t trees = 0;             // (stream, step) pairs
+  double tau = 0;                // mean tokens accepted per tree (plain decoding: 1)
+  double rows_per_step = 0;
+  std::vector<double> acceptance;  // [d - 1]: acceptance at depth d
+};
+
 struct Result {
   std::vector<int32_t> prompt_tokens;  // the shared prompt as tokenized
   std::vector<StreamResult> streams;   // in request order
   Timings timings;
+  SpeculationReport speculation;
 };
 
 // Called for each generated token: stream index, token id, and the text it

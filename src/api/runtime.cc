@@ -6,6 +6,7 @@
 #include <set>
 
 #include "chorus/chorus.h"
+#include "decode/ds2d.h"
 #include "decode/multi_stream.h"
 #include "engine/engine.h"
 #include "model/lora.h"
@@ -66,14 +67,29 @@ const char* to_string(FinishReason r) {
   return "?";
 }
 
+constexpr int kMaxSpeculationBudget = 256;
+
 struct Runtime::Impl {
   std::unique_ptr<Model> model;
   std::unique_ptr<Engine> engine;
   double load_seconds = 0;
   double pack_seconds = 0;
-  // The decode loop every request uses; a speculative one (DS2D) with the
-  // same contract can be dropped in here.
-  DecodeLoop loop = decode_plain;
+  // DS2D: its options, the forecast sets (loaded once) and the acceptance
+  // statistics kept across requests, per adapter.
+  SpeculationOptions speculation;
+  Ds2dOptions ds2d;
+  std::vector<std::unique_ptr<ForecastEmbeddings>> forecasts;
+  Ds2dTuner tuner;
+
+  // The forecasts for a stream bound to `adapter` (empty: base model).
+  const ForecastEmbeddings* forecast_for(std::string_view adapter) const {
+    const ForecastEmbeddings* base = nullptr;
+    for (const auto& f : forecasts) {
+      if (f->adapter == adapter) return f.get();
+      if (f->adapter.empty()) base = f.get();
+    }
+    return base;
+  }
 
   const Tokenizer& tokenizer() const {
     check(model->tokenizer != nullptr, model->path, "the model has no tokenizer");
@@ -112,11 +128,44 @@ Runtime::Runtime(const std::string& model_path, const RuntimeOptions& options)
   eo.max_rows = options.max_rows;
   eo.weights = weight_format(options.weights, "weights");
   eo.output = weight_format(options.output_head, "output_head");
-  eo.adapter_slots = std::max(options.adapter_slots, static_cast<int>(options.adapters.size()));
+  // Forecast files may bring a LoRA for their forecast rows: one more slot each.
+  const SpeculationOptions& sp = options.speculation;
+  // Rows per step grow with the budget (budget x streams), so it is bounded
+  // before anything is allocated.
+  check(!sp.enabled || (sp.budget >= 1 && sp.budget <= kMaxSpeculationBudget), "ds2d budget",
+        "must be 1..{}, got {}", kMaxSpeculationBudget, sp.budget);
+  int forecast_slots = 0;
+  if (sp.enabled) {
+    for (const std::string& path : sp.forecasts) {
+      impl_->forecasts.push_back(
+          std::make_unique<ForecastEmbeddings>(load_forecast(path, *impl_->model)));
+      const std::string& lora = impl_->forecasts.back()->lora_path;
+      if (lora.empty()) continue;
+      ++forecast_slots;
+      max_rank = std::max(max_rank, load_lora(lora, c).max_rank);
+    }
+  }
+  eo.adapter_slots = std::max(options.adapter_slots, static_cast<int>(options.adapters.size())) +
+                     forecast_slots;
   eo.adapter_max_rank = eo.adapter_slots > 0 ? std::max(max_rank, 1) : 0;
+  if (sp.enabled) eo.max_rows = std::max(eo.max_rows, sp.budget * std::max(1, options.max_streams));
   impl_->engine = std::make_unique<Engine>(*impl_->model, eo);
   for (size_t i = 0; i < loras.size(); ++i) {
     impl_->engine->adapters().load(options.adapters[i].name, loras[i], options.adapters[i].scale);
+  }
+  impl_->speculation = sp;
+  impl_->ds2d.budget = sp.budget;
+  impl_->ds2d.ngram = sp.ngram;
+  impl_->ds2d.row_cost = sp.row_cost;
+  for (auto& f : impl_->forecasts) load_forecast_lora(*impl_->engine, *f);
+  if (sp.enabled) {
+    std::vector<const ForecastEmbeddings*> all;
+    for (const auto& f : impl_->forecasts) all.push_back(f.get());
+    // Checks budget and forecasts against the engine now, not at the first request.
+    for (const ForecastEmbeddings* f : all) {
+      validate_ds2d(*impl_->engine, impl_->ds2d, std::span(&f, 1), 1);
+    }
+    if (all.empty()) validate_ds2d(*impl_->engine, impl_->ds2d, {}, 1);
   }
   impl_->pack_seconds = now_seconds() - t1;
 }
@@ -221,6 +270,13 @@ Result Runtime::generate(const Request& request, const TokenCallback& on_token) 
   Result result;
   std::vector<StreamDecoder> decoders(k, StreamDecoder(tok));
   std::vector<std::string> texts(k);
+  DecodeLoop loop = decode_plain;
+  Ds2dStats ds2d_stats;
+  if (impl_->speculation.enabled) {
+    std::vector<const ForecastEmbeddings*> per_stream;
+    for (const StreamOptions& so : streams) per_stream.push_back(impl_->forecast_for(so.adapter));
+    loop = ds2d_decode_loop(impl_->ds2d, std::move(per_stream), &ds2d_stats, &impl_->tuner);
+  }
   const MultiStreamResult r = run_streams(
       engine, req,
       [&](int i, int32_t id) {
@@ -228,7 +284,17 @@ Result Runtime::generate(const Request& request, const TokenCallback& on_token) 
         texts[i] += piece;
         return on_token ? on_token(i, id, piece) : true;
       },
-      impl_->loop);
+      loop);
+  if (impl_->speculation.enabled) {
+    SpeculationReport& sr = result.speculation;
+    sr.steps = ds2d_stats.steps;
+    sr.trees = ds2d_stats.trees;
+    sr.tau = ds2d_stats.tau();
+    sr.rows_per_step = ds2d_stats.rows_per_step();
+    for (size_t d = 1; d <= ds2d_stats.reached.size(); ++d) {
+      sr.acceptance.push_back(ds2d_stats.acceptance(static_cast<int>(d)));
+    }
+  }
 
   result.prompt_tokens = req.prompt;
   for (int i = 0; i < k; ++i) {

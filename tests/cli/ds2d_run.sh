@@ -1,0 +1,40 @@
+# chorus run --ds2d: greedy output identical to plain decoding, for one
+# stream and for several styles, with the report line; bad DS2D options are
+# clear errors.
+source "$(dirname "$0")/lib.sh"
+M="$SRC/models/stories260K.gguf"
+F="$SRC/models/stories260K.forecast-lora.gguf"
+
+"$CHORUS" run -m "$M" -p "Once upon a time" -n 60 --temp 0 >"$TMP/plain.txt" 2>/dev/null
+"$CHORUS" run -m "$M" -p "Once upon a time" -n 60 --temp 0 --ds2d --ds2d-forecast "$F" \
+  --ds2d-row-cost 0 >"$TMP/ds2d.txt" 2>"$TMP/ds2d.err"
+if cmp -s "$TMP/plain.txt" "$TMP/ds2d.txt"; then echo "ok: one stream identical"; else fail "one stream differs"; fi
+if grep -q "ds2d: .* tokens accepted per step" "$TMP/ds2d.err"; then
+  echo "ok: report: $(grep ds2d: "$TMP/ds2d.err")"
+else
+  fail "no ds2d report line: $(cat "$TMP/ds2d.err")"
+fi
+tau=$(sed -n 's/.*steps, \([0-9.]*\) tokens accepted.*/\1/p' "$TMP/ds2d.err")
+if awk -v t="$tau" 'BEGIN { exit !(t > 1.5) }'; then echo "ok: tau $tau > 1.5"; else fail "tau $tau"; fi
+
+"$CHORUS" synth --lora "$TMP/a.gguf" -m "$M" --rank 4 --seed 1 >/dev/null
+"$CHORUS" synth --lora "$TMP/b.gguf" -m "$M" --rank 8 --seed 2 >/dev/null
+styles=(--lora a="$TMP/a.gguf" --lora b="$TMP/b.gguf" --styles a,b)
+"$CHORUS" run -m "$M" -p "Once upon a time" -n 40 --temp 0 "${styles[@]}" --json >"$TMP/plain.json" 2>/dev/null
+"$CHORUS" run -m "$M" -p "Once upon a time" -n 40 --temp 0 "${styles[@]}" --json --ds2d \
+  --ds2d-forecast "$F" --ds2d-row-cost 0 >"$TMP/ds2d.json" 2>/dev/null
+python3 - "$TMP/plain.json" "$TMP/ds2d.json" <<'PY' && echo "ok: styles identical" || fail "styles differ"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+assert [s["tokens"] for s in a["streams"]] == [s["tokens"] for s in b["streams"]]
+assert b["ds2d"]["trees"] > 0
+PY
+
+"$CHORUS" synth --shape tiny -o "$TMP/tiny.gguf" >/dev/null
+expect_error "forecast for another model" "stories260K.forecast-lora.gguf" \
+  "$CHORUS" run -m "$TMP/tiny.gguf" -p "x" -n 4 --ds2d --ds2d-forecast "$F"
+expect_error "absurd budget" "--ds2d-budget: must be 1..256" \
+  "$CHORUS" run -m "$M" -p "x" -n 4 --ds2d --ds2d-budget 100000
+expect_error "forecast without --ds2d" "needs --ds2d" \
+  "$CHORUS" run -m "$M" -p "x" -n 4 --ds2d-forecast "$F"
+finish
