@@ -2,22 +2,15 @@
 // flags; dispatch.cc hands the table out on CPUs that have them.
 //
 // Integer products (W4A8, W8A8) use vpmaddubsw (u8 x s8 -> pairs summed in
-// i16). Two shapes of the W4A8 product:
-//  - one or two activation rows (decode): stream the weights row by row,
-//    unpack a 32-byte chunk (two blocks) into nibbles; per block maddubs,
-//    madd with ones, cvt, FMA with the block's scale product. Memory-bound:
-//    keep per-block work small and the prefetchers fed.
-//  - three or more activation rows (prefill, batches, trees): transpose 16
-//    weight rows into a stack scratch so that one vector holds 4 columns of
-//    each of 8 rows; a broadcast of 4 activation bytes then gives one lane
-//    per weight row, and the 8 maddubs of a block add up in i16 (16
-//    products of 15 * 127 per lane stay below 32767) before a single madd
-//    widens them. Per 32 multiply-adds that leaves one maddubs, one i16 add
-//    and about 5/8 of a float op, instead of maddubs + madd + cvt + FMA +
-//    scale broadcast; the scratch is reused for every activation row. A row
-//    group's weights are contiguous, so the next group is software-prefetched
-//    as one sequential stream spread over the current group's compute (for
-//    few activation rows this overlap, not the integer work, decided speed).
+// i16). The W4A8 product reads the pack-time interleaved layout
+// (packed_matrix.h): one vector holds 4 columns of each of 8 weight rows, so
+// a broadcast of 4 activation bytes gives one lane per weight row, and the
+// 8 maddubs of a block add up in i16 before a single madd widens them. Per
+// 32 multiply-adds that leaves one maddubs, one i16 add and about 3/8 of a
+// float op, and the same code serves one activation row (decode, memory-
+// bound: the matrix is one sequential stream with a software prefetch ahead)
+// and many (prefill, batches, trees: the group's tiles stay in cache while
+// tiles of 4 activation rows pass over them).
 //
 // Measured on Zen 3 (no AVX-512): maddubs and the i16 adds share three of
 // the four vector pipes, loads issue two per cycle, vphaddw costs two
@@ -95,20 +88,6 @@ inline __m256 load_f32(const float* p, int64_t count) {
   return count >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lane_mask(count));
 }
 
-// Nibbles of a chunk: low -> first block, high -> second.
-inline void unpack_chunk(__m256i v, __m256i* lo, __m256i* hi) {
-  const __m256i m = _mm256_set1_epi8(0x0F);
-  *lo = _mm256_and_si256(v, m);
-  *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
-}
-
-// An odd last block's 16-byte half chunk -> its 32 codes in column order.
-inline __m256i unpack_half_chunk(const uint8_t* p) {
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m128i m = _mm_set1_epi8(0x0F);
-  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
-}
-
 // i32 sum of the 32 products of a block, spread over 8 lanes.
 inline __m256i dot_u8s8(__m256i u, __m256i s) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
@@ -159,323 +138,246 @@ void quantize_activations(const float* x, int64_t n, const QuantizedActivations&
 }
 
 // ---------------------------------------------------------------------------
-// W4A8, one or two activation rows (decode): stream the weights row after
-// row. One row at a time on purpose: interleaving several rows' streams
-// halves the bandwidth the hardware prefetcher sustains here, while a
-// software prefetch a few KiB ahead of the single stream reaches the
-// bandwidth of a plain read loop.
+// W4A8 over interleaved row groups (packed_matrix.h): one pass streams the
+// matrix front to back, a group of 8 weight rows at a time.
 
-constexpr int kStreamPrefetch = 2048;  // bytes ahead in the quant stream
+constexpr int kStreamPrefetch = 2048;  // bytes ahead in a weight stream
+constexpr int kInt4ActTile = 4;        // activation rows per register tile
+constexpr int kPairTile = 4;
+constexpr int kInt4ActPass = 64;       // activation rows per pass over the matrix, so they stay in L2
 
-template <ScaleFormat F, int T>
-void int4_row_stream(const Int4Matrix& w, const QuantizedActivations* x, float* y, int64_t ldy, int64_t r) {
-  const int64_t nb = w.blocks();
-  const uint8_t* q = w.row_quants(r);
-  // Four accumulators per activation row so that FMA latency never binds.
-  __m256 acc[T][4];
-  CHORUS_UNROLL for (int t = 0; t < T; ++t) {
-    CHORUS_UNROLL for (int k = 0; k < 4; ++k) acc[t][k] = _mm256_setzero_ps();
+// Stores (or adds) lanes [lo, hi) of v to out[lo..hi): a thread's slice of
+// rows may end inside a group.
+inline void store_lanes(float* out, __m256 v, int lo, int hi, bool add) {
+  if (lo == 0 && hi == 8) {
+    _mm256_storeu_ps(out, add ? _mm256_add_ps(_mm256_loadu_ps(out), v) : v);
+    return;
   }
-  alignas(32) float prod[T][8];  // s_w * s_a of the current 8 blocks
-  for (int64_t b = 0; b < nb; b += 8) {
-    const int64_t count = std::min<int64_t>(8, nb - b);
-    _mm_prefetch(reinterpret_cast<const char*>(q + b * (kQK / 2) + kStreamPrefetch), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(q + b * (kQK / 2) + kStreamPrefetch + 64), _MM_HINT_T0);
-    const __m256 s = load_params<F>(w.scales.data(), r * nb + b, count);
-    const __m256 m = w.symmetric ? _mm256_mul_ps(s, _mm256_set1_ps(-8.0f))
-                                 : load_params<F>(w.mins.data(), r * nb + b, count);
+  alignas(32) float tmp[8];
+  _mm256_store_ps(tmp, v);
+  for (int j = lo; j < hi; ++j) out[j] = add ? out[j] + tmp[j] : tmp[j];
+}
+
+// Tiles of a group unpacked to one code per byte (two vectors per 32-byte
+// vector of the tile, low nibbles first), for the passes of many activation
+// rows over the same blocks: 8 KiB, on the stack (no allocation).
+constexpr int kUnpackBlocks = 32;
+struct UnpackedTiles {
+  alignas(32) uint8_t codes[kUnpackBlocks][2 * kInt4TileBytes];
+};
+
+inline void unpack_tiles(const uint8_t* tile, int nblk, UnpackedTiles* u) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  for (int b = 0; b < nblk; ++b, tile += kInt4TileBytes) {
+    CHORUS_UNROLL for (int q = 0; q < 4; ++q) {
+      const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile + 32 * q));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(u->codes[b] + 64 * q), _mm256_and_si256(v, m4));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(u->codes[b] + 64 * q + 32),
+                         _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+    }
+  }
+}
+
+// y lanes [lo, hi) of group g for activation rows x[0..T) over blocks
+// [b0, b1), stored, or added when `add`. The codes come from the packed
+// tiles, or from `unpacked` (holding blocks b0..) when kUnpacked. Per tile
+// and activation row: 8 maddubs whose i16 sums add up without overflow (16
+// products of 15 * 127 per lane stay below 32767), one madd to widen, and
+// three float ops for the scales and the min term.
+template <ScaleFormat F, int T, bool kUnpacked>
+void int4_group(const Int4Matrix& w, int64_t g, int64_t b0, int64_t b1, const UnpackedTiles* unpacked,
+                const QuantizedActivations* x, float* y, int64_t ldy, int lo, int hi, bool add, bool prefetch) {
+  // Few activation rows: a second set of chains hides latencies; more rows
+  // would spill registers.
+  constexpr bool kTwoChains = T <= 2;
+  const int64_t nb = w.blocks();
+  const uint8_t* tile = w.tile(g, b0);
+  const uint8_t* sp = w.scales.data() + g * nb * kRowGroup * w.scale_bytes();
+  const uint8_t* mp = w.symmetric ? nullptr : w.mins.data() + g * nb * kRowGroup * w.scale_bytes();
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[T], accm[T];
+  CHORUS_UNROLL for (int t = 0; t < T; ++t) {
+    acc[t] = _mm256_setzero_ps();
+    accm[t] = _mm256_setzero_ps();
+  }
+  for (int64_t b = b0; b < b1; ++b, tile += kInt4TileBytes) {
+    if (prefetch) {
+      _mm_prefetch(reinterpret_cast<const char*>(tile + kStreamPrefetch), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(tile + kStreamPrefetch + 64), _MM_HINT_T0);
+    }
+    __m256i p[T], p2[T];
+    CHORUS_UNROLL for (int q = 0; q < 4; ++q) {
+      __m256i wl, wh;  // columns 4q..4q+3 and 16+4q..16+4q+3 of each row
+      if constexpr (kUnpacked) {
+        const uint8_t* u = unpacked->codes[b - b0] + 64 * q;
+        wl = _mm256_load_si256(reinterpret_cast<const __m256i*>(u));
+        wh = _mm256_load_si256(reinterpret_cast<const __m256i*>(u + 32));
+      } else {
+        const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile + 32 * q));
+        wl = _mm256_and_si256(v, m4);
+        wh = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+      }
+      CHORUS_UNROLL for (int t = 0; t < T; ++t) {
+        const int8_t* a = x[t].q + b * kQK + 4 * q;
+        const __m256i pl = _mm256_maddubs_epi16(wl, _mm256_set1_epi32(load_i32(a)));
+        const __m256i ph = _mm256_maddubs_epi16(wh, _mm256_set1_epi32(load_i32(a + kQK / 2)));
+        if constexpr (kTwoChains) {
+          p[t] = q == 0 ? pl : _mm256_add_epi16(p[t], pl);
+          p2[t] = q == 0 ? ph : _mm256_add_epi16(p2[t], ph);
+        } else {
+          p[t] = q == 0 ? _mm256_add_epi16(pl, ph) : _mm256_add_epi16(_mm256_add_epi16(p[t], pl), ph);
+          pin(p[t]);
+        }
+      }
+    }
+    const __m256 sw = load_params<F>(sp, b * kRowGroup);
+    const __m256 mw = mp == nullptr ? _mm256_mul_ps(sw, _mm256_set1_ps(-8.0f)) : load_params<F>(mp, b * kRowGroup);
     CHORUS_UNROLL for (int t = 0; t < T; ++t) {
-      // The min term needs no integer work: min * (s_a * sum(q_a)).
-      acc[t][0] = _mm256_fmadd_ps(m, load_f32(x[t].scaled_sum + b, count), acc[t][0]);
-      _mm256_store_ps(prod[t], _mm256_mul_ps(s, load_f32(x[t].scale + b, count)));
-    }
-    // Chunk c (blocks b + 2c and b + 2c + 1) into accumulators k and k + 1.
-    auto chunk = [&](int64_t c, int k) {
-      const int64_t col = (b + 2 * c) * kQK;
-      __m256i lo, hi;
-      unpack_chunk(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + col / 2)), &lo, &hi);
-      CHORUS_UNROLL for (int t = 0; t < T; ++t) {
-        const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t].q + col));
-        const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t].q + col + kQK));
-        acc[t][k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8s8(lo, a0)), _mm256_broadcast_ss(&prod[t][2 * c]),
-                                    acc[t][k]);
-        acc[t][k + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8s8(hi, a1)),
-                                        _mm256_broadcast_ss(&prod[t][2 * c + 1]), acc[t][k + 1]);
-      }
-    };
-    if (count == 8) {
-      CHORUS_UNROLL for (int c = 0; c < 4; ++c) chunk(c, (c % 2) * 2);
-    } else {
-      for (int64_t c = 0; c < count / 2; ++c) chunk(c, 0);
-    }
-    if (count % 2 != 0) {  // the row's odd last block
-      const int64_t col = (b + count - 1) * kQK;
-      const __m256i u = unpack_half_chunk(q + col / 2);
-      CHORUS_UNROLL for (int t = 0; t < T; ++t) {
-        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t].q + col));
-        acc[t][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8s8(u, a)), _mm256_broadcast_ss(&prod[t][count - 1]),
-                                    acc[t][0]);
+      __m256i d = _mm256_madd_epi16(p[t], ones);
+      if constexpr (kTwoChains) d = _mm256_add_epi32(d, _mm256_madd_epi16(p2[t], ones));
+      const __m256 dot = _mm256_cvtepi32_ps(d);
+      acc[t] = _mm256_fmadd_ps(dot, _mm256_mul_ps(sw, _mm256_broadcast_ss(x[t].scale + b)), acc[t]);
+      if constexpr (kTwoChains) {
+        accm[t] = _mm256_fmadd_ps(mw, _mm256_broadcast_ss(x[t].scaled_sum + b), accm[t]);
+      } else {
+        acc[t] = _mm256_fmadd_ps(mw, _mm256_broadcast_ss(x[t].scaled_sum + b), acc[t]);
       }
     }
   }
   CHORUS_UNROLL for (int t = 0; t < T; ++t) {
-    y[t * ldy + r] = hsum(_mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3])));
+    const __m256 v = kTwoChains ? _mm256_add_ps(acc[t], accm[t]) : acc[t];
+    store_lanes(y + t * ldy + g * kRowGroup, v, lo, hi, add);
   }
 }
 
-template <ScaleFormat F>
-void int4_stream(const Int4Matrix& w, const QuantizedActivations* x, int n, float* y, int64_t ldy, int64_t r0,
-                 int64_t r1) {
-  for (int64_t r = r0; r < r1; ++r) {
-    // Pairs of activation rows share each unpacked chunk; the second pass
-    // over a row (n > 2) finds it in L1.
-    int t = 0;
-    for (; t + 2 <= n; t += 2) int4_row_stream<F, 2>(w, x + t, y + t * ldy, ldy, r);
-    if (t < n) int4_row_stream<F, 1>(w, x + t, y + t * ldy, ldy, r);
-  }
-}
-
-// ---------------------------------------------------------------------------
-// W4A8, many activation rows: transposed weight scratch (see the top).
-
-constexpr int kGemmRows = 16;          // weight rows per scratch: two vectors of 8 lanes
-constexpr int kGemmChunkBlocks = 32;   // columns per scratch: 32 blocks = 16 KiB of codes
-constexpr int kGemmActRows = 64;       // activation rows per pass, so they stay in L2
-constexpr int kGemmTile = 4;           // activation rows per register tile
-
-// About 20 KiB, on the stack of each call (no allocation, thread-safe).
-struct GemmScratch {
-  // Block bb, granule k (columns 4k..4k+3), half h (rows 8h..8h+7): 32 bytes
-  // = 4 codes of each of the 8 rows, at bb * 512 + k * 64 + h * 32.
-  alignas(32) uint8_t codes[kGemmChunkBlocks * 8 * 2 * 32];
-  alignas(32) float scales[kGemmChunkBlocks * kGemmRows];  // [block][row]
-  alignas(32) float mins[kGemmChunkBlocks * kGemmRows];
-};
-
-// In-register transpose of 8 x 8 32-bit elements: v[i] lane j -> v[j] lane i.
-inline void transpose8x8_epi32(__m256i v[8]) {
-  const __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]);
-  const __m256i t1 = _mm256_unpackhi_epi32(v[0], v[1]);
-  const __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]);
-  const __m256i t3 = _mm256_unpackhi_epi32(v[2], v[3]);
-  const __m256i t4 = _mm256_unpacklo_epi32(v[4], v[5]);
-  const __m256i t5 = _mm256_unpackhi_epi32(v[4], v[5]);
-  const __m256i t6 = _mm256_unpacklo_epi32(v[6], v[7]);
-  const __m256i t7 = _mm256_unpackhi_epi32(v[6], v[7]);
-  const __m256i u0 = _mm256_unpacklo_epi64(t0, t2);
-  const __m256i u1 = _mm256_unpackhi_epi64(t0, t2);
-  const __m256i u2 = _mm256_unpacklo_epi64(t1, t3);
-  const __m256i u3 = _mm256_unpackhi_epi64(t1, t3);
-  const __m256i u4 = _mm256_unpacklo_epi64(t4, t6);
-  const __m256i u5 = _mm256_unpackhi_epi64(t4, t6);
-  const __m256i u6 = _mm256_unpacklo_epi64(t5, t7);
-  const __m256i u7 = _mm256_unpackhi_epi64(t5, t7);
-  v[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
-  v[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
-  v[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
-  v[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
-  v[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
-  v[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
-  v[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
-  v[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
-}
-
-inline void transpose8x8_ps(__m256 v[8]) {
-  __m256i iv[8];
-  for (int i = 0; i < 8; ++i) iv[i] = _mm256_castps_si256(v[i]);
-  transpose8x8_epi32(iv);
-  for (int i = 0; i < 8; ++i) v[i] = _mm256_castsi256_ps(iv[i]);
-}
-
-// Fills half h of the scratch with rows [r, r + rows) (rows <= 8; missing
-// rows are zero) and blocks [b0, b0 + nblk) (b0 even, so chunks stay whole).
-template <ScaleFormat F>
-void gemm_prepare_half(const Int4Matrix& w, int64_t r, int rows, int64_t b0, int nblk, int h, GemmScratch* s) {
+// Two groups (16 weight rows) over unpacked tiles for T activation rows:
+// each broadcast of activation bytes feeds two maddubs. Otherwise as
+// int4_group.
+template <ScaleFormat F, int T>
+void int4_group_pair(const Int4Matrix& w, int64_t g, int64_t b0, int64_t b1, const UnpackedTiles* u,
+                     const QuantizedActivations* x, float* y, int64_t ldy, const int lo[2], const int hi[2],
+                     bool add, const uint8_t* const prefetch[2]) {
   const int64_t nb = w.blocks();
-  const __m256i m = _mm256_set1_epi8(0x0F);
-  const uint8_t* q[8];
-  for (int i = 0; i < 8; ++i) q[i] = i < rows ? w.row_quants(r + i) + b0 * (kQK / 2) : nullptr;
-  uint8_t* codes = s->codes + 32 * h;
-  for (int c = 0; c < nblk / 2; ++c) {
-    __m256i v[8];
-    for (int i = 0; i < 8; ++i) {
-      v[i] = q[i] ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[i] + 32 * c)) : _mm256_setzero_si256();
-    }
-    transpose8x8_epi32(v);  // v[k] = byte granule k of each row
-    uint8_t* lo = codes + (2 * c) * 512;
-    uint8_t* hi = lo + 512;
-    for (int k = 0; k < 8; ++k) {
-      _mm256_store_si256(reinterpret_cast<__m256i*>(lo + 64 * k), _mm256_and_si256(v[k], m));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(hi + 64 * k), _mm256_and_si256(_mm256_srli_epi16(v[k], 4), m));
-    }
-  }
-  if (nblk % 2 != 0) {  // odd last block of the row: half chunk, GGUF nibble order
-    __m256i v[8];
-    for (int i = 0; i < 8; ++i) {
-      v[i] = q[i] ? _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q[i] + 32 * (nblk / 2))))
-                  : _mm256_setzero_si256();
-    }
-    transpose8x8_epi32(v);  // granules 0..3 hold columns 4k.. (low) and 16 + 4k.. (high)
-    uint8_t* out = codes + (nblk - 1) * 512;
-    for (int k = 0; k < 4; ++k) {
-      _mm256_store_si256(reinterpret_cast<__m256i*>(out + 64 * k), _mm256_and_si256(v[k], m));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(out + 64 * (k + 4)),
-                         _mm256_and_si256(_mm256_srli_epi16(v[k], 4), m));
-    }
-  }
-  // Scales and mins, [row][block] -> [block][row], 8 x 8 at a time.
-  for (int bb = 0; bb < nblk; bb += 8) {
-    const int count = std::min(8, nblk - bb);
-    __m256 sv[8];
-    for (int i = 0; i < 8; ++i) {
-      sv[i] = i < rows ? load_params<F>(w.scales.data(), (r + i) * nb + b0 + bb, count) : _mm256_setzero_ps();
-    }
-    transpose8x8_ps(sv);
-    for (int k = 0; k < count; ++k) _mm256_store_ps(s->scales + (bb + k) * kGemmRows + 8 * h, sv[k]);
-    if (w.symmetric) {  // mins from the transposed scales: no second transpose
-      for (int k = 0; k < count; ++k) {
-        _mm256_store_ps(s->mins + (bb + k) * kGemmRows + 8 * h, _mm256_mul_ps(sv[k], _mm256_set1_ps(-8.0f)));
-      }
-      continue;
-    }
-    __m256 mv[8];
-    for (int i = 0; i < 8; ++i) {
-      mv[i] = i < rows ? load_params<F>(w.mins.data(), (r + i) * nb + b0 + bb, count) : _mm256_setzero_ps();
-    }
-    transpose8x8_ps(mv);
-    for (int k = 0; k < count; ++k) _mm256_store_ps(s->mins + (bb + k) * kGemmRows + 8 * h, mv[k]);
-  }
-}
-
-// Stores 8 results (the first `rows` of them), adding to y unless `first`.
-inline void store_rows(float* out, __m256 v, int rows, bool first) {
-  if (rows >= 8) {
-    _mm256_storeu_ps(out, first ? v : _mm256_add_ps(_mm256_loadu_ps(out), v));
-  } else if (rows > 0) {
-    const __m256i mask = lane_mask(rows);
-    _mm256_maskstore_ps(out, mask, first ? v : _mm256_add_ps(_mm256_maskload_ps(out, mask), v));
-  }
-}
-
-// Software prefetch of the next row group's weights, spread evenly over the
-// current group's compute: a row group's quants (and scales) are contiguous,
-// so this is one sequential stream running a group ahead, and the memory
-// traffic overlaps the integer work instead of stalling the scratch fills.
-struct PrefetchCursor {
-  const char* p = nullptr;
-  const char* end = nullptr;
-  int per_block = 0;  // cache lines per block iteration of gemm_tile
-
-  void step() {
-    for (int i = 0; i < per_block && p < end; ++i, p += 64) _mm_prefetch(p, _MM_HINT_T0);
-  }
-};
-
-// y rows [r, r + rows) of activation rows x[0..T) over the scratch's blocks
-// (b0 is the scratch's first block); accumulates into y unless `first`.
-template <int T>
-void gemm_tile(const GemmScratch& s, const QuantizedActivations* x, int64_t b0, int nblk, float* y, int64_t ldy,
-               int rows, bool first, PrefetchCursor& pf) {
-  const int8_t* xq[T];
-  const float* xs[T];
-  const float* xss[T];
+  const size_t group_params = static_cast<size_t>(nb * kRowGroup) * w.scale_bytes();
+  const uint8_t* sp = w.scales.data() + g * group_params;
+  const uint8_t* mp = w.symmetric ? nullptr : w.mins.data() + g * group_params;
+  const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[T][2];
   CHORUS_UNROLL for (int t = 0; t < T; ++t) {
-    xq[t] = x[t].q + b0 * kQK;
-    xs[t] = x[t].scale + b0;
-    xss[t] = x[t].scaled_sum + b0;
     acc[t][0] = _mm256_setzero_ps();
     acc[t][1] = _mm256_setzero_ps();
   }
-  const __m256i ones = _mm256_set1_epi16(1);
-  for (int bb = 0; bb < nblk; ++bb) {
-    pf.step();
-    const uint8_t* wb = s.codes + bb * 512;
-    __m256i p[T][2];
-    {
-      const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb));
-      const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + 32));
-      CHORUS_UNROLL for (int t = 0; t < T; ++t) {
-        const __m256i a = _mm256_set1_epi32(load_i32(xq[t] + bb * kQK));
-        p[t][0] = _mm256_maddubs_epi16(w0, a);
-        p[t][1] = _mm256_maddubs_epi16(w1, a);
+  for (int64_t b = b0; b < b1; ++b) {
+    if (prefetch != nullptr) {  // the next run's tiles: one tile of each group per block
+      const int64_t o = (b - b0) * kInt4TileBytes;
+      for (int h = 0; h < 2; ++h) {
+        _mm_prefetch(reinterpret_cast<const char*>(prefetch[h] + o), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(prefetch[h] + o + 64), _MM_HINT_T0);
       }
     }
-    CHORUS_UNROLL for (int k = 1; k < 8; ++k) {
-      const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + 64 * k));
-      const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + 64 * k + 32));
+    __m256i p[T][2];
+    CHORUS_UNROLL for (int k = 0; k < 8; ++k) {  // k: vector q = k / 2, low (even k) or high nibbles
+      const int col = 4 * (k / 2) + (k % 2) * (kQK / 2);
+      const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(u[0].codes[b - b0] + 32 * k));
+      const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(u[1].codes[b - b0] + 32 * k));
       CHORUS_UNROLL for (int t = 0; t < T; ++t) {
-        const __m256i a = _mm256_set1_epi32(load_i32(xq[t] + bb * kQK + 4 * k));
-        p[t][0] = _mm256_add_epi16(p[t][0], _mm256_maddubs_epi16(w0, a));
+        const __m256i a = _mm256_set1_epi32(load_i32(x[t].q + b * kQK + col));
+        const __m256i p0 = _mm256_maddubs_epi16(w0, a);
+        const __m256i p1 = _mm256_maddubs_epi16(w1, a);
+        p[t][0] = k == 0 ? p0 : _mm256_add_epi16(p[t][0], p0);
         pin(p[t][0]);
-        p[t][1] = _mm256_add_epi16(p[t][1], _mm256_maddubs_epi16(w1, a));
+        p[t][1] = k == 0 ? p1 : _mm256_add_epi16(p[t][1], p1);
         pin(p[t][1]);
       }
     }
     CHORUS_UNROLL for (int h = 0; h < 2; ++h) {
-      const __m256 sw = _mm256_load_ps(s.scales + bb * kGemmRows + 8 * h);
-      const __m256 mw = _mm256_load_ps(s.mins + bb * kGemmRows + 8 * h);
+      const size_t o = h * group_params;
+      const __m256 sw = load_params<F>(sp + o, b * kRowGroup);
+      const __m256 mw =
+          mp == nullptr ? _mm256_mul_ps(sw, _mm256_set1_ps(-8.0f)) : load_params<F>(mp + o, b * kRowGroup);
       CHORUS_UNROLL for (int t = 0; t < T; ++t) {
         const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(p[t][h], ones));
-        acc[t][h] = _mm256_fmadd_ps(dot, _mm256_mul_ps(sw, _mm256_broadcast_ss(xs[t] + bb)), acc[t][h]);
-        acc[t][h] = _mm256_fmadd_ps(mw, _mm256_broadcast_ss(xss[t] + bb), acc[t][h]);
+        acc[t][h] = _mm256_fmadd_ps(dot, _mm256_mul_ps(sw, _mm256_broadcast_ss(x[t].scale + b)), acc[t][h]);
+        acc[t][h] = _mm256_fmadd_ps(mw, _mm256_broadcast_ss(x[t].scaled_sum + b), acc[t][h]);
       }
     }
   }
   CHORUS_UNROLL for (int t = 0; t < T; ++t) {
-    store_rows(y + t * ldy, acc[t][0], rows, first);
-    store_rows(y + t * ldy + 8, acc[t][1], rows - 8, first);
+    CHORUS_UNROLL for (int h = 0; h < 2; ++h) {
+      store_lanes(y + t * ldy + (g + h) * kRowGroup, acc[t][h], lo[h], hi[h], add);
+    }
   }
 }
 
+// Up to kInt4ActTile activation rows: one pass straight from the packed
+// tiles (decode and small batches; the pass streams the matrix in with a
+// software prefetch). More rows: per pair of groups and run of blocks,
+// unpack once into stack scratch that every tile of 4 activation rows then
+// reads from L1, 16 weight rows at a time.
 template <ScaleFormat F>
-void int4_gemm(const Int4Matrix& w, const QuantizedActivations* x, int n, float* y, int64_t ldy, int64_t r0,
-               int64_t r1) {
+void int4_matmul(const Int4Matrix& w, const QuantizedActivations* x, int n, float* y, int64_t ldy, int64_t r0,
+                 int64_t r1) {
   const int64_t nb = w.blocks();
-  const int64_t qrow = w.row_quant_bytes();
-  const int64_t prow = nb * static_cast<int64_t>(w.scale_bytes());
-  GemmScratch scratch;
-  for (int t0 = 0; t0 < n; t0 += kGemmActRows) {
-    const int t1 = std::min(n, t0 + kGemmActRows);
-    const int tile_calls = (t1 - t0 + kGemmTile - 1) / kGemmTile;
-    for (int64_t r = r0; r < r1; r += kGemmRows) {
-      const int rows = static_cast<int>(std::min<int64_t>(kGemmRows, r1 - r));
-      // The next row group (or, at the end, this range's first group when
-      // another pass over activation rows follows).
-      int64_t rn = r + kGemmRows;
-      if (rn >= r1) rn = t1 < n ? r0 : r1;
-      const int64_t next_rows = std::min<int64_t>(kGemmRows, r1 - rn);
-      const char* nq = reinterpret_cast<const char*>(w.quants.data() + rn * qrow);
-      const int64_t nq_len = next_rows * qrow;
-      if (next_rows > 0) {  // its scales (and mins): a few lines, now
-        const char* ps = reinterpret_cast<const char*>(w.scales.data() + rn * prow);
-        for (int64_t o = 0; o < next_rows * prow; o += 64) _mm_prefetch(ps + o, _MM_HINT_T0);
-        if (!w.symmetric) {
-          const char* pm = reinterpret_cast<const char*>(w.mins.data() + rn * prow);
-          for (int64_t o = 0; o < next_rows * prow; o += 64) _mm_prefetch(pm + o, _MM_HINT_T0);
-        }
+  const int64_t g0 = r0 / kRowGroup;
+  const int64_t g1 = (r1 + kRowGroup - 1) / kRowGroup;
+  auto lanes = [&](int64_t g, int* lo, int* hi) {
+    *lo = static_cast<int>(std::max<int64_t>(r0 - g * kRowGroup, 0));
+    *hi = static_cast<int>(std::min<int64_t>(r1 - g * kRowGroup, kRowGroup));
+  };
+  if (n <= kInt4ActTile) {
+    for (int64_t g = g0; g < g1; ++g) {
+      int lo, hi;
+      lanes(g, &lo, &hi);
+      switch (n) {
+        case 4: int4_group<F, 4, false>(w, g, 0, nb, nullptr, x, y, ldy, lo, hi, false, true); break;
+        case 3: int4_group<F, 3, false>(w, g, 0, nb, nullptr, x, y, ldy, lo, hi, false, true); break;
+        case 2: int4_group<F, 2, false>(w, g, 0, nb, nullptr, x, y, ldy, lo, hi, false, true); break;
+        default: int4_group<F, 1, false>(w, g, 0, nb, nullptr, x, y, ldy, lo, hi, false, true); break;
       }
-      for (int64_t b0 = 0; b0 < nb; b0 += kGemmChunkBlocks) {
-        const int nblk = static_cast<int>(std::min<int64_t>(kGemmChunkBlocks, nb - b0));
-        PrefetchCursor pf;
-        if (next_rows > 0) {
-          pf.p = nq + (nq_len * b0 / nb) / 64 * 64;
-          pf.end = nq + (b0 + nblk >= nb ? nq_len : (nq_len * (b0 + nblk) / nb) / 64 * 64);
-          const int64_t lines = (pf.end - pf.p + 63) / 64;
-          const int64_t iters = static_cast<int64_t>(tile_calls) * nblk;
-          pf.per_block = static_cast<int>((lines + iters - 1) / iters);
+    }
+    return;
+  }
+  UnpackedTiles unpacked[2];
+  for (int t0 = 0; t0 < n; t0 += kInt4ActPass) {
+    const int t1 = std::min(n, t0 + kInt4ActPass);
+    for (int64_t g = g0; g < g1; g += 2) {
+      const bool pair = g + 1 < g1;
+      int lo[2] = {0, 0}, hi[2] = {0, 0};
+      lanes(g, &lo[0], &hi[0]);
+      if (pair) lanes(g + 1, &lo[1], &hi[1]);
+      for (int64_t b0 = 0; b0 < nb; b0 += kUnpackBlocks) {
+        const int64_t b1 = std::min(nb, b0 + kUnpackBlocks);
+        const bool add = b0 > 0;
+        for (int h = 0; h < (pair ? 2 : 1); ++h) {
+          unpack_tiles(w.tile(g + h, b0), static_cast<int>(b1 - b0), &unpacked[h]);
         }
-        gemm_prepare_half<F>(w, r, std::min(rows, 8), b0, nblk, 0, &scratch);
-        gemm_prepare_half<F>(w, r + 8, std::max(rows - 8, 0), b0, nblk, 1, &scratch);
-        const bool first = b0 == 0;
         int t = t0;
-        for (; t + kGemmTile <= t1; t += kGemmTile) {
-          gemm_tile<kGemmTile>(scratch, x + t, b0, nblk, y + t * ldy + r, ldy, rows, first, pf);
+        if (pair) {
+          // What the next unpack reads, fetched during this run's first tile.
+          const bool last = b1 == nb;
+          const int64_t gn = last ? g + 2 : g;
+          const uint8_t* next[2] = {nullptr, nullptr};
+          if (gn + 1 < g1) next[0] = w.tile(gn, last ? 0 : b1), next[1] = w.tile(gn + 1, last ? 0 : b1);
+          for (; t + kPairTile <= t1; t += kPairTile) {
+            int4_group_pair<F, kPairTile>(w, g, b0, b1, unpacked, x + t, y + t * ldy, ldy, lo, hi, add,
+                                             t == t0 && next[0] != nullptr ? next : nullptr);
+          }
+          switch (t1 - t) {
+            case 3: int4_group_pair<F, 3>(w, g, b0, b1, unpacked, x + t, y + t * ldy, ldy, lo, hi, add, nullptr); break;
+            case 2: int4_group_pair<F, 2>(w, g, b0, b1, unpacked, x + t, y + t * ldy, ldy, lo, hi, add, nullptr); break;
+            case 1: int4_group_pair<F, 1>(w, g, b0, b1, unpacked, x + t, y + t * ldy, ldy, lo, hi, add, nullptr); break;
+            default: break;
+          }
+          continue;
+        }
+        for (; t + kInt4ActTile <= t1; t += kInt4ActTile) {
+          int4_group<F, kInt4ActTile, true>(w, g, b0, b1, unpacked, x + t, y + t * ldy, ldy, lo[0], hi[0], add, false);
         }
         switch (t1 - t) {
-          case 3: gemm_tile<3>(scratch, x + t, b0, nblk, y + t * ldy + r, ldy, rows, first, pf); break;
-          case 2: gemm_tile<2>(scratch, x + t, b0, nblk, y + t * ldy + r, ldy, rows, first, pf); break;
-          case 1: gemm_tile<1>(scratch, x + t, b0, nblk, y + t * ldy + r, ldy, rows, first, pf); break;
+          case 3: int4_group<F, 3, true>(w, g, b0, b1, unpacked, x + t, y + t * ldy, ldy, lo[0], hi[0], add, false); break;
+          case 2: int4_group<F, 2, true>(w, g, b0, b1, unpacked, x + t, y + t * ldy, ldy, lo[0], hi[0], add, false); break;
+          case 1: int4_group<F, 1, true>(w, g, b0, b1, unpacked, x + t, y + t * ldy, ldy, lo[0], hi[0], add, false); break;
           default: break;
         }
       }
@@ -483,19 +385,11 @@ void int4_gemm(const Int4Matrix& w, const QuantizedActivations* x, int n, float*
   }
 }
 
-// From this many activation rows on, the transposed scratch pays for itself.
-constexpr int kGemmMinActRows = 3;
-
 void matmul_int4(const Int4Matrix& w, const QuantizedActivations* x, int n, float* y, int64_t ldy, int64_t r0,
                  int64_t r1) {
   if (n <= 0 || r1 <= r0) return;
-  const bool f16 = w.scale_format == ScaleFormat::kF16;
-  if (n >= kGemmMinActRows) {
-    f16 ? int4_gemm<ScaleFormat::kF16>(w, x, n, y, ldy, r0, r1) : int4_gemm<ScaleFormat::kF32>(w, x, n, y, ldy, r0, r1);
-  } else {
-    f16 ? int4_stream<ScaleFormat::kF16>(w, x, n, y, ldy, r0, r1)
-        : int4_stream<ScaleFormat::kF32>(w, x, n, y, ldy, r0, r1);
-  }
+  w.scale_format == ScaleFormat::kF16 ? int4_matmul<ScaleFormat::kF16>(w, x, n, y, ldy, r0, r1)
+                                      : int4_matmul<ScaleFormat::kF32>(w, x, n, y, ldy, r0, r1);
 }
 
 // ---------------------------------------------------------------------------

@@ -46,39 +46,48 @@ int32_t block_dot(const uint8_t* codes, const int8_t* q) {
   return sum;
 }
 
+// The codes of one tile (a group of kRowGroup rows x one block), row-major
+// [row][column].
+void tile_codes(const uint8_t* tile, uint8_t codes[kRowGroup][kQK]) {
+  for (int p = 0; p < 4; ++p) {
+    for (int j = 0; j < kRowGroup; ++j) {
+      for (int c = 0; c < 4; ++c) {
+        const uint8_t byte = tile[32 * p + 4 * j + c];
+        codes[j][4 * p + c] = byte & 0x0F;
+        codes[j][kQK / 2 + 4 * p + c] = byte >> 4;
+      }
+    }
+  }
+}
+
 void matmul_int4(const Int4Matrix& w, const QuantizedActivations* x, int n, float* y, int64_t ldy, int64_t r0,
                  int64_t r1) {
   const int64_t blocks = w.blocks();
-  constexpr int kRowsAtOnce = 16;  // activation rows sharing each decoded block
-  uint8_t codes[2][kQK];
-  float acc[kRowsAtOnce];
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* row = w.row_quants(r);
-    for (int t0 = 0; t0 < n; t0 += kRowsAtOnce) {
-      const int tn = std::min(kRowsAtOnce, n - t0);
-      std::fill(acc, acc + tn, 0.0f);
-      for (int64_t b = 0; b < blocks; b += 2) {
-        const int nblk = b + 1 < blocks ? 2 : 1;
-        if (nblk == 2) {  // a whole chunk: low nibbles block b, high nibbles block b + 1
-          const uint8_t* chunk = row + b * (kQK / 2);
-          for (int j = 0; j < kQK; ++j) {
-            codes[0][j] = chunk[j] & 0x0F;
-            codes[1][j] = chunk[j] >> 4;
-          }
-        } else {
-          w.block_codes(r, b, codes[0]);
-        }
-        for (int k = 0; k < nblk; ++k) {
-          const float s = w.scale(r, b + k);
-          const float m = w.symmetric ? -8.0f * s : w.min(r, b + k);
+  constexpr int kActRows = 8;  // activation rows sharing each decoded tile
+  uint8_t codes[kRowGroup][kQK];
+  float acc[kActRows][kRowGroup];
+  for (int64_t g = r0 / kRowGroup; g * kRowGroup < r1; ++g) {
+    const int64_t lo = std::max(r0, g * kRowGroup);
+    const int64_t hi = std::min(r1, (g + 1) * kRowGroup);
+    for (int t0 = 0; t0 < n; t0 += kActRows) {
+      const int tn = std::min(kActRows, n - t0);
+      for (int t = 0; t < tn; ++t) std::fill(acc[t], acc[t] + kRowGroup, 0.0f);
+      for (int64_t b = 0; b < blocks; ++b) {
+        tile_codes(w.tile(g, b), codes);
+        for (int64_t r = lo; r < hi; ++r) {
+          const int j = static_cast<int>(r - g * kRowGroup);
+          const float s = w.scale(r, b);
+          const float m = w.min(r, b);
           for (int t = 0; t < tn; ++t) {
             const QuantizedActivations& xt = x[t0 + t];
-            const int32_t isum = block_dot(codes[k], xt.q + (b + k) * kQK);
-            acc[t] += s * xt.scale[b + k] * static_cast<float>(isum) + m * xt.scaled_sum[b + k];
+            const int32_t isum = block_dot(codes[j], xt.q + b * kQK);
+            acc[t][j] += s * xt.scale[b] * static_cast<float>(isum) + m * xt.scaled_sum[b];
           }
         }
       }
-      for (int t = 0; t < tn; ++t) y[(t0 + t) * ldy + r] = acc[t];
+      for (int t = 0; t < tn; ++t) {
+        for (int64_t r = lo; r < hi; ++r) y[(t0 + t) * ldy + r] = acc[t][r - g * kRowGroup];
+      }
     }
   }
 }

@@ -183,18 +183,6 @@ void fit_block4(const float* xin, ScaleFormat format, Block4* out) {
   }
 }
 
-// Writes block b's codes into a packed row (see packed_matrix.h).
-void put_codes(uint8_t* row, int64_t b, int64_t blocks, const uint8_t* codes) {
-  uint8_t* chunk = row + 32 * (b / 2);
-  if (b % 2 == 0 && b == blocks - 1) {  // odd last block: a GGUF-style half chunk
-    for (int j = 0; j < kQK / 2; ++j) chunk[j] = static_cast<uint8_t>(codes[j] | (codes[j + kQK / 2] << 4));
-  } else if (b % 2 == 0) {
-    for (int j = 0; j < kQK; ++j) chunk[j] = static_cast<uint8_t>((chunk[j] & 0xF0) | codes[j]);
-  } else {
-    for (int j = 0; j < kQK; ++j) chunk[j] = static_cast<uint8_t>((chunk[j] & 0x0F) | (codes[j] << 4));
-  }
-}
-
 void check_shape(const char* where, gguf::TensorType type, const uint8_t* data, int64_t rows, int64_t cols) {
   check(rows >= 0 && cols > 0 && cols % kQuantBlock == 0, where,
         "cannot pack a {} x {} matrix: columns must be a positive multiple of {}", rows, cols, kQuantBlock);
@@ -209,34 +197,14 @@ void check_shape(const char* where, gguf::TensorType type, const uint8_t* data, 
 template <typename DecodeRow>
 Int4Matrix build_int4(int64_t rows, int64_t cols, ScaleFormat format, bool symmetric,
                       DecodeRow decode) {
-  Int4Matrix m;
-  m.rows = rows;
-  m.cols = cols;
-  m.scale_format = format;
-  m.symmetric = symmetric;
+  Int4Matrix m = Int4Matrix::allocate(rows, cols, format, symmetric);
   const int64_t blocks = m.blocks();
-  m.quants = AlignedBuffer<uint8_t>(static_cast<size_t>(rows * m.row_quant_bytes()));
-  m.scales = AlignedBuffer<uint8_t>(static_cast<size_t>(rows * blocks) * m.scale_bytes());
-  if (!symmetric) {
-    m.mins = AlignedBuffer<uint8_t>(static_cast<size_t>(rows * blocks) * m.scale_bytes());
-  }
   std::vector<Block4> row_blocks(static_cast<size_t>(blocks));
   for (int64_t r = 0; r < rows; ++r) {
     decode(r, row_blocks.data());
-    uint8_t* qrow = m.quants.data() + r * m.row_quant_bytes();
     for (int64_t b = 0; b < blocks; ++b) {
       const Block4& blk = row_blocks[static_cast<size_t>(b)];
-      put_codes(qrow, b, blocks, blk.codes);
-      const int64_t i = r * blocks + b;
-      if (format == ScaleFormat::kF16) {
-        const uint16_t s = f32_to_f16(blk.scale);
-        const uint16_t mn = f32_to_f16(blk.min);
-        std::memcpy(m.scales.data() + 2 * i, &s, 2);
-        if (!symmetric) std::memcpy(m.mins.data() + 2 * i, &mn, 2);
-      } else {
-        std::memcpy(m.scales.data() + 4 * i, &blk.scale, 4);
-        if (!symmetric) std::memcpy(m.mins.data() + 4 * i, &blk.min, 4);
-      }
+      m.set_block(r, b, blk.codes, blk.scale, blk.min);
     }
   }
   return m;

@@ -80,7 +80,7 @@ TEST(PackInt4, LosslessFromQuantizedRows) {
           ASSERT_EQ(m.min(i / m.blocks(), i % m.blocks()), -8.0f * m.scale(i / m.blocks(), i % m.blocks()));
         }
       }
-      EXPECT_EQ(m.quants.size(), static_cast<size_t>(rows * cols / 2));
+      EXPECT_EQ(m.quants.size(), static_cast<size_t>((rows + 7) / 8 * 8 * cols / 2));
       expect_same_as_gguf(type, data, rows, cols, m);
     }
   }
@@ -108,20 +108,35 @@ TEST(PackInt4, Q4_0ScalesBeyondF16KeepF32) {
   expect_same_as_gguf(TensorType::kQ4_0, data, 2, 64, m);
 }
 
-TEST(PackInt4, LayoutOfChunksAndOddTail) {
-  // cols = 96: one full chunk (blocks 0 and 1) and a half chunk (block 2).
-  std::vector<float> x(96);
-  for (int j = 0; j < 96; ++j) x[j] = static_cast<float>(j % 16);  // code j % 16 under d = 1, m = 0
-  const std::vector<uint8_t> q41 = quantize_matrix(TensorType::kQ4_1, x, 1, 96);
-  const Int4Matrix m = pack_int4(TensorType::kQ4_1, q41.data(), 1, 96);
-  ASSERT_EQ(m.row_quant_bytes(), 48);
-  for (int j = 0; j < 32; ++j) {
-    EXPECT_EQ(m.quants[j] & 0x0F, j % 16) << j;          // column j
-    EXPECT_EQ(m.quants[j] >> 4, (32 + j) % 16) << j;     // column 32 + j
+TEST(PackInt4, LayoutOfInterleavedRowGroups) {
+  // 9 rows: one whole group of 8 and one padded group; 2 blocks.
+  constexpr int kRows = 9, kCols = 64;
+  std::vector<float> x(kRows * kCols);
+  auto code = [](int r, int c) { return (3 * r + c) % 16; };  // each block holds 0..15: d = 1, m = 0
+  for (int r = 0; r < kRows; ++r) {
+    for (int c = 0; c < kCols; ++c) x[r * kCols + c] = static_cast<float>(code(r, c));
   }
-  for (int j = 0; j < 16; ++j) {
-    EXPECT_EQ(m.quants[32 + j] & 0x0F, (64 + j) % 16) << j;  // column 64 + j
-    EXPECT_EQ(m.quants[32 + j] >> 4, (80 + j) % 16) << j;    // column 80 + j
+  const std::vector<uint8_t> q41 = quantize_matrix(TensorType::kQ4_1, x, kRows, kCols);
+  const Int4Matrix m = pack_int4(TensorType::kQ4_1, q41.data(), kRows, kCols);
+  ASSERT_EQ(m.groups(), 2);
+  ASSERT_EQ(m.quants.size(), static_cast<size_t>(2 * 2 * kInt4TileBytes));
+  for (int r = 0; r < 16; ++r) {
+    for (int b = 0; b < 2; ++b) {
+      const uint8_t* tile = m.quants.data() + ((r / 8) * 2 + b) * kInt4TileBytes;
+      for (int p = 0; p < 4; ++p) {
+        for (int c = 0; c < 4; ++c) {
+          const uint8_t byte = tile[32 * p + 4 * (r % 8) + c];
+          const int lo = r < kRows ? code(r, 32 * b + 4 * p + c) : 0;
+          const int hi = r < kRows ? code(r, 32 * b + 16 + 4 * p + c) : 0;
+          EXPECT_EQ(byte & 0x0F, lo) << r << " " << b << " " << p << " " << c;
+          EXPECT_EQ(byte >> 4, hi) << r << " " << b << " " << p << " " << c;
+        }
+      }
+      const int64_t i = ((r / 8) * 2 + b) * 8 + r % 8;  // [group][block][row]
+      uint16_t scale = 0;
+      std::memcpy(&scale, m.scales.data() + 2 * i, 2);
+      EXPECT_EQ(f16_to_f32(scale), r < kRows ? 1.0f : 0.0f) << r;
+    }
   }
 }
 

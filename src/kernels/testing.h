@@ -45,31 +45,17 @@ class ActivationRows {
 // magnitudes), in either scale format; symmetric: mins are -8 * scales.
 inline Int4Matrix random_int4(int64_t rows, int64_t cols, ScaleFormat format, std::mt19937& rng,
                               bool symmetric = false) {
-  Int4Matrix m;
-  m.rows = rows;
-  m.cols = cols;
-  m.scale_format = format;
-  m.symmetric = symmetric;
-  m.quants = AlignedBuffer<uint8_t>(static_cast<size_t>(rows * m.row_quant_bytes()));
-  m.scales = AlignedBuffer<uint8_t>(static_cast<size_t>(rows * m.blocks()) * m.scale_bytes());
-  if (!symmetric) {
-    m.mins = AlignedBuffer<uint8_t>(static_cast<size_t>(rows * m.blocks()) * m.scale_bytes());
-  }
-  std::uniform_int_distribution<int> byte(0, 255);
-  for (size_t i = 0; i < m.quants.size(); ++i) m.quants[i] = static_cast<uint8_t>(byte(rng));
+  Int4Matrix m = Int4Matrix::allocate(rows, cols, format, symmetric);
+  std::uniform_int_distribution<int> code(0, 15);
   std::uniform_real_distribution<float> scale(0.002f, 0.02f);
-  for (int64_t i = 0; i < rows * m.blocks(); ++i) {
-    float s = scale(rng);
-    if (format == ScaleFormat::kF16) s = f16_to_f32(f32_to_f16(s));
-    const float mn = symmetric ? -8.0f * s : -8.0f * s * std::uniform_real_distribution<float>(0.5f, 1.0f)(rng);
-    if (format == ScaleFormat::kF16) {
-      const uint16_t hs = f32_to_f16(s);
-      const uint16_t hm = f32_to_f16(mn);
-      std::memcpy(m.scales.data() + 2 * i, &hs, 2);
-      if (!symmetric) std::memcpy(m.mins.data() + 2 * i, &hm, 2);
-    } else {
-      std::memcpy(m.scales.data() + 4 * i, &s, 4);
-      if (!symmetric) std::memcpy(m.mins.data() + 4 * i, &mn, 4);
+  uint8_t codes[kQuantBlock];
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t b = 0; b < m.blocks(); ++b) {
+      for (uint8_t& c : codes) c = static_cast<uint8_t>(code(rng));
+      float s = scale(rng);
+      if (format == ScaleFormat::kF16) s = f16_to_f32(f32_to_f16(s));
+      const float mn = symmetric ? -8.0f * s : -8.0f * s * std::uniform_real_distribution<float>(0.5f, 1.0f)(rng);
+      m.set_block(r, b, codes, s, mn);
     }
   }
   return m;
