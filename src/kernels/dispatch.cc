@@ -9,6 +9,10 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#if defined(CHORUS_KERNELS_NEON) && defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 namespace chorus::kernels {
 namespace {
@@ -24,6 +28,20 @@ bool cpu_has_avx2_fma_f16c() {
 }
 #endif
 
+#if defined(CHORUS_KERNELS_NEON)
+// NEON itself is part of every aarch64 CPU; the SDOT instructions
+// (ARMv8.2-A dotprod, optional before ARMv8.4-A) and f16 arithmetic are
+// what the table needs on top. The kernel reports them in the aux vector.
+bool cpu_has_neon_dotprod() {
+#if defined(__linux__)
+  const unsigned long hwcap = getauxval(AT_HWCAP);
+  return (hwcap & HWCAP_ASIMDDP) != 0 && (hwcap & HWCAP_FPHP) != 0 && (hwcap & HWCAP_ASIMDHP) != 0;
+#else
+  return false;  // no way to ask on this OS yet: stay on the generic table
+#endif
+}
+#endif
+
 struct Candidate {
   bool (*supported)();
   const KernelTable& (*table)();
@@ -33,6 +51,9 @@ struct Candidate {
 constexpr Candidate kCandidates[] = {
 #if defined(CHORUS_KERNELS_AVX2)
     {cpu_has_avx2_fma_f16c, avx2_kernel_table},
+#endif
+#if defined(CHORUS_KERNELS_NEON)
+    {cpu_has_neon_dotprod, neon_kernel_table},
 #endif
     {[] { return true; }, generic_kernel_table},
 };

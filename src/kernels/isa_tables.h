@@ -15,5 +15,8 @@ const KernelTable& generic_kernel_table();
 #if defined(CHORUS_KERNELS_AVX2)
 const KernelTable& avx2_kernel_table();
 #endif
+#if defined(CHORUS_KERNELS_NEON)
+const KernelTable& neon_kernel_table();
+#endif
 
 }  // namespace chorus::kernels

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Builds the kernels layer and its tests for 64-bit ARM (aarch64) with
+# Debian's cross compiler and runs them under qemu user-mode emulation:
+# on an emulated CPU with every extension (`-cpu max`: NEON dotprod, fp16),
+# so both kernel tables (generic, neon_dotprod) are tested, then again with
+# CHORUS_ISA=generic; a CPU without dotprod (cortex-a57) must offer only the
+# generic table.
+#   scripts/test_arm64.sh            build in build-arm64/ and test
+# Installs what is missing from Debian 12 (as root or with sudo): the cross
+# compiler, qemu-user, and the arm64 builds of GoogleTest, fmt and Highway
+# (multiarch: dpkg --add-architecture arm64).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=build-arm64
+start=$SECONDS
+step() { echo "== arm64: $* ($((SECONDS - start)) s)" >&2; }
+
+SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+step "checking packages"
+host_pkgs=(cmake ninja-build g++-aarch64-linux-gnu qemu-user)
+arm_pkgs=(libgtest-dev:arm64 libgmock-dev:arm64 libfmt-dev:arm64 libhwy-dev:arm64)
+missing=()
+for p in "${host_pkgs[@]}"; do
+  if [[ $p == qemu-user ]] && { command -v qemu-aarch64 || command -v qemu-aarch64-static; } >/dev/null; then continue; fi
+  installed "$p" || missing+=("$p")
+done
+for p in "${arm_pkgs[@]}"; do installed "$p" || missing+=("$p"); done
+if ((${#missing[@]})); then
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    step "adding the arm64 architecture to dpkg"
+    $SUDO dpkg --add-architecture arm64
+  fi
+  step "installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+qemu=$(command -v qemu-aarch64 || command -v qemu-aarch64-static)
+
+step "configuring $dir (cmake/aarch64-linux-gnu.cmake, CHORUS_KERNELS_ONLY=ON)"
+launcher=()
+command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/aarch64-linux-gnu.cmake" -DCHORUS_KERNELS_ONLY=ON \
+  "${launcher[@]}" >/dev/null
+
+step "building chorus_kernels_test"
+jobs=$(nproc); ((jobs > 2)) && jobs=2
+cmake --build "$dir" --target chorus_kernels_test -j"$jobs"
+
+test_bin="$dir/chorus_kernels_test"
+if command -v file >/dev/null && ! file -b "$test_bin" | grep -q aarch64; then
+  echo "not an aarch64 binary: $test_bin" >&2; exit 1
+fi
+# The parameterized tests are named after the tables the CPU offers.
+tables() { "$qemu" -cpu "$1" "$test_bin" --gtest_list_tests | sed -n 's|^  QuantizeActivations/\([a-z_0-9]*\).*|\1|p' | xargs; }
+with_dotprod=$(tables max); without_dotprod=$(tables cortex-a57)
+step "kernel tables on qemu -cpu max: $with_dotprod; on -cpu cortex-a57 (no dotprod): $without_dotprod"
+if [[ "$with_dotprod" != "generic neon_dotprod" || "$without_dotprod" != "generic" ]]; then
+  echo "arm64: expected 'generic neon_dotprod' with dotprod and 'generic' without" >&2; exit 1
+fi
+
+step "running chorus_kernels_test under qemu-aarch64 -cpu max (tables generic and neon_dotprod)"
+"$qemu" -cpu max "$test_bin" --gtest_brief=1
+
+step "running chorus_kernels_test under qemu-aarch64 -cpu max with CHORUS_ISA=generic"
+CHORUS_ISA=generic "$qemu" -cpu max "$test_bin" --gtest_brief=1
+
+step "done"
