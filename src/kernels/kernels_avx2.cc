@@ -5,12 +5,13 @@
 // i16). The W4A8 product reads the pack-time interleaved layout
 // (packed_matrix.h): one vector holds 4 columns of each of 8 weight rows, so
 // a broadcast of 4 activation bytes gives one lane per weight row, and the
-// 8 maddubs of a block add up in i16 before a single madd widens them. Per
-// 32 multiply-adds that leaves one maddubs, one i16 add and about 3/8 of a
-// float op, and the same code serves one activation row (decode, memory-
-// bound: the matrix is one sequential stream with a software prefetch ahead)
-// and many (prefill, batches, trees: the group's tiles stay in cache while
-// tiles of 4 activation rows pass over them).
+// 8 maddubs of a block add up in i16 before a single madd widens them: no
+// transpose and no horizontal add at run time. The same loop serves one
+// activation row (decode, memory-bound: one sequential stream with a
+// software prefetch ahead) and many (batches, trees, prefill: up to 8 rows
+// share each unpacked tile, and a group's tiles stay in cache for the next
+// 8). Unpacking once into scratch instead, or 16 weight rows per pass,
+// measured slower: the extra accumulators spill.
 //
 // Measured on Zen 3 (no AVX-512): maddubs and the i16 adds share three of
 // the four vector pipes, loads issue two per cycle, vphaddw costs two
@@ -138,62 +139,43 @@ void quantize_activations(const float* x, int64_t n, const QuantizedActivations&
 }
 
 // ---------------------------------------------------------------------------
-// W4A8 over interleaved row groups (packed_matrix.h): one pass streams the
-// matrix front to back, a group of 8 weight rows at a time.
+// W4A8 over interleaved row groups (packed_matrix.h): a group of 8 weight
+// rows at a time, its tiles in storage order, so one pass streams the
+// matrix front to back.
 
 constexpr int kStreamPrefetch = 2048;  // bytes ahead in a weight stream
-constexpr int kInt4ActTile = 4;        // activation rows per register tile
-constexpr int kPairTile = 4;
+constexpr int kInt4ActTile = 8;        // activation rows per pass over a group
 constexpr int kInt4ActPass = 64;       // activation rows per pass over the matrix, so they stay in L2
 
-// Stores (or adds) lanes [lo, hi) of v to out[lo..hi): a thread's slice of
-// rows may end inside a group.
-inline void store_lanes(float* out, __m256 v, int lo, int hi, bool add) {
+// Stores lanes [lo, hi) of v to out[lo..hi): a thread's slice of rows may
+// end inside a group.
+inline void store_lanes(float* out, __m256 v, int lo, int hi) {
   if (lo == 0 && hi == 8) {
-    _mm256_storeu_ps(out, add ? _mm256_add_ps(_mm256_loadu_ps(out), v) : v);
+    _mm256_storeu_ps(out, v);
     return;
   }
   alignas(32) float tmp[8];
   _mm256_store_ps(tmp, v);
-  for (int j = lo; j < hi; ++j) out[j] = add ? out[j] + tmp[j] : tmp[j];
+  for (int j = lo; j < hi; ++j) out[j] = tmp[j];
 }
 
-// Tiles of a group unpacked to one code per byte (two vectors per 32-byte
-// vector of the tile, low nibbles first), for the passes of many activation
-// rows over the same blocks: 8 KiB, on the stack (no allocation).
-constexpr int kUnpackBlocks = 32;
-struct UnpackedTiles {
-  alignas(32) uint8_t codes[kUnpackBlocks][2 * kInt4TileBytes];
-};
-
-inline void unpack_tiles(const uint8_t* tile, int nblk, UnpackedTiles* u) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  for (int b = 0; b < nblk; ++b, tile += kInt4TileBytes) {
-    CHORUS_UNROLL for (int q = 0; q < 4; ++q) {
-      const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile + 32 * q));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(u->codes[b] + 64 * q), _mm256_and_si256(v, m4));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(u->codes[b] + 64 * q + 32),
-                         _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
-    }
-  }
-}
-
-// y lanes [lo, hi) of group g for activation rows x[0..T) over blocks
-// [b0, b1), stored, or added when `add`. The codes come from the packed
-// tiles, or from `unpacked` (holding blocks b0..) when kUnpacked. Per tile
-// and activation row: 8 maddubs whose i16 sums add up without overflow (16
+// y lanes [lo, hi) of group g for activation rows x[0..T). Per tile and
+// activation row: 8 maddubs whose i16 sums add up without overflow (16
 // products of 15 * 127 per lane stay below 32767), one madd to widen, and
-// three float ops for the scales and the min term.
-template <ScaleFormat F, int T, bool kUnpacked>
-void int4_group(const Int4Matrix& w, int64_t g, int64_t b0, int64_t b1, const UnpackedTiles* unpacked,
-                const QuantizedActivations* x, float* y, int64_t ldy, int lo, int hi, bool add, bool prefetch) {
-  // Few activation rows: a second set of chains hides latencies; more rows
-  // would spill registers.
+// three float ops for the scales and the min term; the unpack of a tile
+// (3 ops per 32-byte vector) is shared by the T rows. Only the first pass
+// over a group prefetches: later ones find its tiles in L1/L2.
+template <ScaleFormat F, int T>
+void int4_group(const Int4Matrix& w, int64_t g, const QuantizedActivations* x, float* y, int64_t ldy, int lo,
+                int hi, bool prefetch) {
+  // Few activation rows: a second set of chains hides latencies; with more
+  // the rows themselves are independent chains, and registers run out.
   constexpr bool kTwoChains = T <= 2;
   const int64_t nb = w.blocks();
-  const uint8_t* tile = w.tile(g, b0);
-  const uint8_t* sp = w.scales.data() + g * nb * kRowGroup * w.scale_bytes();
-  const uint8_t* mp = w.symmetric ? nullptr : w.mins.data() + g * nb * kRowGroup * w.scale_bytes();
+  const uint8_t* tile = w.tile(g, 0);
+  const size_t group_params = static_cast<size_t>(nb * kRowGroup) * w.scale_bytes();
+  const uint8_t* sp = w.scales.data() + g * group_params;
+  const uint8_t* mp = w.symmetric ? nullptr : w.mins.data() + g * group_params;
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[T], accm[T];
@@ -201,23 +183,16 @@ void int4_group(const Int4Matrix& w, int64_t g, int64_t b0, int64_t b1, const Un
     acc[t] = _mm256_setzero_ps();
     accm[t] = _mm256_setzero_ps();
   }
-  for (int64_t b = b0; b < b1; ++b, tile += kInt4TileBytes) {
+  for (int64_t b = 0; b < nb; ++b, tile += kInt4TileBytes) {
     if (prefetch) {
       _mm_prefetch(reinterpret_cast<const char*>(tile + kStreamPrefetch), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(tile + kStreamPrefetch + 64), _MM_HINT_T0);
     }
     __m256i p[T], p2[T];
     CHORUS_UNROLL for (int q = 0; q < 4; ++q) {
-      __m256i wl, wh;  // columns 4q..4q+3 and 16+4q..16+4q+3 of each row
-      if constexpr (kUnpacked) {
-        const uint8_t* u = unpacked->codes[b - b0] + 64 * q;
-        wl = _mm256_load_si256(reinterpret_cast<const __m256i*>(u));
-        wh = _mm256_load_si256(reinterpret_cast<const __m256i*>(u + 32));
-      } else {
-        const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile + 32 * q));
-        wl = _mm256_and_si256(v, m4);
-        wh = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-      }
+      const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile + 32 * q));
+      const __m256i wl = _mm256_and_si256(v, m4);                       // columns 4q..4q+3 of each row
+      const __m256i wh = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);  // columns 16+4q..16+4q+3
       CHORUS_UNROLL for (int t = 0; t < T; ++t) {
         const int8_t* a = x[t].q + b * kQK + 4 * q;
         const __m256i pl = _mm256_maddubs_epi16(wl, _mm256_set1_epi32(load_i32(a)));
@@ -247,140 +222,40 @@ void int4_group(const Int4Matrix& w, int64_t g, int64_t b0, int64_t b1, const Un
   }
   CHORUS_UNROLL for (int t = 0; t < T; ++t) {
     const __m256 v = kTwoChains ? _mm256_add_ps(acc[t], accm[t]) : acc[t];
-    store_lanes(y + t * ldy + g * kRowGroup, v, lo, hi, add);
+    store_lanes(y + t * ldy + g * kRowGroup, v, lo, hi);
   }
 }
 
-// Two groups (16 weight rows) over unpacked tiles for T activation rows:
-// each broadcast of activation bytes feeds two maddubs. Otherwise as
-// int4_group.
-template <ScaleFormat F, int T>
-void int4_group_pair(const Int4Matrix& w, int64_t g, int64_t b0, int64_t b1, const UnpackedTiles* u,
-                     const QuantizedActivations* x, float* y, int64_t ldy, const int lo[2], const int hi[2],
-                     bool add, const uint8_t* const prefetch[2]) {
-  const int64_t nb = w.blocks();
-  const size_t group_params = static_cast<size_t>(nb * kRowGroup) * w.scale_bytes();
-  const uint8_t* sp = w.scales.data() + g * group_params;
-  const uint8_t* mp = w.symmetric ? nullptr : w.mins.data() + g * group_params;
-  const __m256i ones = _mm256_set1_epi16(1);
-  __m256 acc[T][2];
-  CHORUS_UNROLL for (int t = 0; t < T; ++t) {
-    acc[t][0] = _mm256_setzero_ps();
-    acc[t][1] = _mm256_setzero_ps();
+// Activation rows t in [0, n) through group g, kInt4ActTile at a time.
+template <ScaleFormat F>
+void int4_group_rows(const Int4Matrix& w, int64_t g, const QuantizedActivations* x, int n, float* y, int64_t ldy,
+                     int lo, int hi) {
+  int t = 0;
+  for (; t + kInt4ActTile <= n; t += kInt4ActTile) {
+    int4_group<F, kInt4ActTile>(w, g, x + t, y + t * ldy, ldy, lo, hi, t == 0);
   }
-  for (int64_t b = b0; b < b1; ++b) {
-    if (prefetch != nullptr) {  // the next run's tiles: one tile of each group per block
-      const int64_t o = (b - b0) * kInt4TileBytes;
-      for (int h = 0; h < 2; ++h) {
-        _mm_prefetch(reinterpret_cast<const char*>(prefetch[h] + o), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(prefetch[h] + o + 64), _MM_HINT_T0);
-      }
-    }
-    __m256i p[T][2];
-    CHORUS_UNROLL for (int k = 0; k < 8; ++k) {  // k: vector q = k / 2, low (even k) or high nibbles
-      const int col = 4 * (k / 2) + (k % 2) * (kQK / 2);
-      const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(u[0].codes[b - b0] + 32 * k));
-      const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(u[1].codes[b - b0] + 32 * k));
-      CHORUS_UNROLL for (int t = 0; t < T; ++t) {
-        const __m256i a = _mm256_set1_epi32(load_i32(x[t].q + b * kQK + col));
-        const __m256i p0 = _mm256_maddubs_epi16(w0, a);
-        const __m256i p1 = _mm256_maddubs_epi16(w1, a);
-        p[t][0] = k == 0 ? p0 : _mm256_add_epi16(p[t][0], p0);
-        pin(p[t][0]);
-        p[t][1] = k == 0 ? p1 : _mm256_add_epi16(p[t][1], p1);
-        pin(p[t][1]);
-      }
-    }
-    CHORUS_UNROLL for (int h = 0; h < 2; ++h) {
-      const size_t o = h * group_params;
-      const __m256 sw = load_params<F>(sp + o, b * kRowGroup);
-      const __m256 mw =
-          mp == nullptr ? _mm256_mul_ps(sw, _mm256_set1_ps(-8.0f)) : load_params<F>(mp + o, b * kRowGroup);
-      CHORUS_UNROLL for (int t = 0; t < T; ++t) {
-        const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(p[t][h], ones));
-        acc[t][h] = _mm256_fmadd_ps(dot, _mm256_mul_ps(sw, _mm256_broadcast_ss(x[t].scale + b)), acc[t][h]);
-        acc[t][h] = _mm256_fmadd_ps(mw, _mm256_broadcast_ss(x[t].scaled_sum + b), acc[t][h]);
-      }
-    }
-  }
-  CHORUS_UNROLL for (int t = 0; t < T; ++t) {
-    CHORUS_UNROLL for (int h = 0; h < 2; ++h) {
-      store_lanes(y + t * ldy + (g + h) * kRowGroup, acc[t][h], lo[h], hi[h], add);
-    }
+  const bool first = t == 0;
+  switch (n - t) {
+    case 7: int4_group<F, 7>(w, g, x + t, y + t * ldy, ldy, lo, hi, first); break;
+    case 6: int4_group<F, 6>(w, g, x + t, y + t * ldy, ldy, lo, hi, first); break;
+    case 5: int4_group<F, 5>(w, g, x + t, y + t * ldy, ldy, lo, hi, first); break;
+    case 4: int4_group<F, 4>(w, g, x + t, y + t * ldy, ldy, lo, hi, first); break;
+    case 3: int4_group<F, 3>(w, g, x + t, y + t * ldy, ldy, lo, hi, first); break;
+    case 2: int4_group<F, 2>(w, g, x + t, y + t * ldy, ldy, lo, hi, first); break;
+    case 1: int4_group<F, 1>(w, g, x + t, y + t * ldy, ldy, lo, hi, first); break;
+    default: break;
   }
 }
 
-// Up to kInt4ActTile activation rows: one pass straight from the packed
-// tiles (decode and small batches; the pass streams the matrix in with a
-// software prefetch). More rows: per pair of groups and run of blocks,
-// unpack once into stack scratch that every tile of 4 activation rows then
-// reads from L1, 16 weight rows at a time.
 template <ScaleFormat F>
 void int4_matmul(const Int4Matrix& w, const QuantizedActivations* x, int n, float* y, int64_t ldy, int64_t r0,
                  int64_t r1) {
-  const int64_t nb = w.blocks();
-  const int64_t g0 = r0 / kRowGroup;
-  const int64_t g1 = (r1 + kRowGroup - 1) / kRowGroup;
-  auto lanes = [&](int64_t g, int* lo, int* hi) {
-    *lo = static_cast<int>(std::max<int64_t>(r0 - g * kRowGroup, 0));
-    *hi = static_cast<int>(std::min<int64_t>(r1 - g * kRowGroup, kRowGroup));
-  };
-  if (n <= kInt4ActTile) {
-    for (int64_t g = g0; g < g1; ++g) {
-      int lo, hi;
-      lanes(g, &lo, &hi);
-      switch (n) {
-        case 4: int4_group<F, 4, false>(w, g, 0, nb, nullptr, x, y, ldy, lo, hi, false, true); break;
-        case 3: int4_group<F, 3, false>(w, g, 0, nb, nullptr, x, y, ldy, lo, hi, false, true); break;
-        case 2: int4_group<F, 2, false>(w, g, 0, nb, nullptr, x, y, ldy, lo, hi, false, true); break;
-        default: int4_group<F, 1, false>(w, g, 0, nb, nullptr, x, y, ldy, lo, hi, false, true); break;
-      }
-    }
-    return;
-  }
-  UnpackedTiles unpacked[2];
   for (int t0 = 0; t0 < n; t0 += kInt4ActPass) {
-    const int t1 = std::min(n, t0 + kInt4ActPass);
-    for (int64_t g = g0; g < g1; g += 2) {
-      const bool pair = g + 1 < g1;
-      int lo[2] = {0, 0}, hi[2] = {0, 0};
-      lanes(g, &lo[0], &hi[0]);
-      if (pair) lanes(g + 1, &lo[1], &hi[1]);
-      for (int64_t b0 = 0; b0 < nb; b0 += kUnpackBlocks) {
-        const int64_t b1 = std::min(nb, b0 + kUnpackBlocks);
-        const bool add = b0 > 0;
-        for (int h = 0; h < (pair ? 2 : 1); ++h) {
-          unpack_tiles(w.tile(g + h, b0), static_cast<int>(b1 - b0), &unpacked[h]);
-        }
-        int t = t0;
-        if (pair) {
-          // What the next unpack reads, fetched during this run's first tile.
-          const bool last = b1 == nb;
-          const int64_t gn = last ? g + 2 : g;
-          const uint8_t* next[2] = {nullptr, nullptr};
-          if (gn + 1 < g1) next[0] = w.tile(gn, last ? 0 : b1), next[1] = w.tile(gn + 1, last ? 0 : b1);
-          for (; t + kPairTile <= t1; t += kPairTile) {
-            int4_group_pair<F, kPairTile>(w, g, b0, b1, unpacked, x + t, y + t * ldy, ldy, lo, hi, add,
-                                             t == t0 && next[0] != nullptr ? next : nullptr);
-          }
-          switch (t1 - t) {
-            case 3: int4_group_pair<F, 3>(w, g, b0, b1, unpacked, x + t, y + t * ldy, ldy, lo, hi, add, nullptr); break;
-            case 2: int4_group_pair<F, 2>(w, g, b0, b1, unpacked, x + t, y + t * ldy, ldy, lo, hi, add, nullptr); break;
-            case 1: int4_group_pair<F, 1>(w, g, b0, b1, unpacked, x + t, y + t * ldy, ldy, lo, hi, add, nullptr); break;
-            default: break;
-          }
-          continue;
-        }
-        for (; t + kInt4ActTile <= t1; t += kInt4ActTile) {
-          int4_group<F, kInt4ActTile, true>(w, g, b0, b1, unpacked, x + t, y + t * ldy, ldy, lo[0], hi[0], add, false);
-        }
-        switch (t1 - t) {
-          case 3: int4_group<F, 3, true>(w, g, b0, b1, unpacked, x + t, y + t * ldy, ldy, lo[0], hi[0], add, false); break;
-          case 2: int4_group<F, 2, true>(w, g, b0, b1, unpacked, x + t, y + t * ldy, ldy, lo[0], hi[0], add, false); break;
-          case 1: int4_group<F, 1, true>(w, g, b0, b1, unpacked, x + t, y + t * ldy, ldy, lo[0], hi[0], add, false); break;
-          default: break;
-        }
-      }
+    const int tn = std::min(kInt4ActPass, n - t0);
+    for (int64_t g = r0 / kRowGroup; g * kRowGroup < r1; ++g) {
+      const int lo = static_cast<int>(std::max<int64_t>(r0 - g * kRowGroup, 0));
+      const int hi = static_cast<int>(std::min<int64_t>(r1 - g * kRowGroup, kRowGroup));
+      int4_group_rows<F>(w, g, x + t0, tn, y + t0 * ldy, ldy, lo, hi);
     }
   }
 }
