@@ -2,15 +2,20 @@
 # Installs what is missing, builds chorus and runs its main job on the
 # bundled stories260K model: several styles (LoRA adapters) decoded in one
 # pass over a shared prompt, with DS2D speculative decoding on.
+#   scripts/demo.sh                      builds in build/
+#   BUILD_DIR=DIR scripts/demo.sh        builds in DIR instead
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/build.sh build
-chorus=./build/chorus
+build=${BUILD_DIR:-build}
+bash scripts/build.sh "$build"
+chorus=./$build/chorus
 model=models/stories260K.gguf
 
-# The style adapters bundled in models/adapters (train/lora_train.py made
-# them from the model's own stories); their per-style forecast files go to
-# DS2D when present.
+# The style adapters bundled in models/adapters (dog, sad, bird: made by
+# scripts/train_adapters.sh from the model's own stories, models/adapters/README.md).
+# DS2D gets the base model's forecast file and, per adapter, NAME.forecast.gguf
+# when present (tied to the adapter named NAME; it brings its own forecast LoRA,
+# NAME.forecast-lora.gguf).
 loras=() styles=() forecasts=(--ds2d-forecast models/stories260K.forecast-lora.gguf)
 for f in models/adapters/*.gguf; do
   [[ -e "$f" ]] || continue
@@ -22,11 +27,11 @@ for f in models/adapters/*.gguf; do
 done
 if [[ ${#styles[@]} -eq 0 ]]; then
   # No bundled adapters: random ones, so the mechanics still show.
-  mkdir -p build/demo-adapters
+  mkdir -p "$build/demo-adapters"
   for name in alpha beta gamma; do
-    "$chorus" synth --lora "build/demo-adapters/$name.gguf" -m "$model" --rank 8 --alpha 16 \
+    "$chorus" synth --lora "$build/demo-adapters/$name.gguf" -m "$model" --rank 8 --alpha 16 \
       --seed "${#styles[@]}" >/dev/null
-    loras+=(--lora "$name=build/demo-adapters/$name.gguf")
+    loras+=(--lora "$name=$build/demo-adapters/$name.gguf")
     styles+=("$name")
   done
 fi

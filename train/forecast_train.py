@@ -52,6 +52,10 @@ def parse_args(argv):
     p.add_argument("--adapter", default="", help="task LoRA active during training and generation "
                    "(PEFT directory or llama.cpp GGUF LoRA); the forecasts are tied to it")
     p.add_argument("--adapter-scale", type=float, default=1.0, help="user scale of --adapter (default 1)")
+    p.add_argument("--adapter-name", default=None,
+                   help="name written to chorus.forecast.adapter; chorus gives the file to streams bound "
+                   "to the --lora NAME equal to it (default: --adapter's file name without .gguf, or "
+                   "its directory name)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--lora-rank", type=int, default=0,
                    help="also train a LoRA of this rank used by forecast rows only (default 0: off)")
@@ -60,6 +64,9 @@ def parse_args(argv):
     p.add_argument("--lora-output", default="",
                    help="where to write the forecast LoRA (default: OUTPUT with .gguf -> .lora.gguf)")
     p.add_argument("--lora-lr", type=float, default=0.01, help="learning rate of the forecast LoRA (default 0.01)")
+    p.add_argument("--lora-type", default="f32", choices=("f32", "f16"),
+                   help="tensor type of the written forecast LoRA (default f32; chorus holds adapters as "
+                   "f16 in its slots, so f16 halves the file at no cost to the engine)")
     p.add_argument("--train-seqs", type=int, default=320, help="generated training sequences (default 320)")
     p.add_argument("--eval-seqs", type=int, default=32, help="held-out sequences per eval set (default 32)")
     p.add_argument("--seq-len", type=int, default=256, help="tokens per generated sequence (default 256)")
@@ -114,7 +121,21 @@ def parse_args(argv):
             die("%s: no such prompts file" % f)
     if a.adapter and not os.path.exists(a.adapter):
         die("%s: no such adapter" % a.adapter)
+    if a.adapter_name is not None and not a.adapter:
+        die("--adapter-name needs --adapter", 2)
     return a
+
+
+def adapter_name(args):
+    """chorus.forecast.adapter: "" for the base model, else --adapter-name or
+    the adapter's file name without .gguf (a PEFT directory: its name), the
+    name chorus run's --lora NAME=PATH usually gives it."""
+    if not args.adapter:
+        return ""
+    if args.adapter_name is not None:
+        return args.adapter_name
+    name = os.path.basename(os.path.normpath(args.adapter))
+    return name[:-5] if name.endswith(".gguf") and len(name) > 5 else name
 
 
 def log(args, *msg):
@@ -218,7 +239,7 @@ class ForecastLora:
         return {k: self.B[k] @ self.A[k] for k in self.A}
 
 
-def write_lora(path, model, flora, task_pairs, n_layers):
+def write_lora(path, model, flora, task_pairs, n_layers, f16=False):
     """A llama.cpp-style GGUF LoRA for the forecast rows: the forecast LoRA,
     concatenated with the task adapter when there is one (so a forecast row
     needs one adapter slot). Every pair gets the same rank (zero-padded) and
@@ -250,8 +271,9 @@ def write_lora(path, model, flora, task_pairs, n_layers):
         if a.shape[0] < rank:
             a = np.concatenate([a, np.zeros((rank - a.shape[0], a.shape[1]), np.float32)], 0)
             b = np.concatenate([b, np.zeros((b.shape[0], rank - b.shape[1]), np.float32)], 1)
-        w.add_tensor("blk.%d.%s.weight.lora_a" % (l, stem), a)  # GGUF dims [in, r]
-        w.add_tensor("blk.%d.%s.weight.lora_b" % (l, stem), b)  # GGUF dims [r, out]
+        t = gguf_io.GGML_F16 if f16 else gguf_io.GGML_F32
+        w.add_tensor("blk.%d.%s.weight.lora_a" % (l, stem), a, t)  # GGUF dims [in, r]
+        w.add_tensor("blk.%d.%s.weight.lora_b" % (l, stem), b, t)  # GGUF dims [r, out]
     w.write(path)
     return rank
 
@@ -467,7 +489,8 @@ def main(argv):
         os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
         lora_rank = 0
         if flora:
-            lora_rank = write_lora(args.lora_output, model, flora, model.adapter_pairs, c.n_layers)
+            lora_rank = write_lora(args.lora_output, model, flora, model.adapter_pairs, c.n_layers,
+                                   args.lora_type == "f16")
         w = gguf_io.GGUFWriter()
         w.add_string("general.architecture", "chorus-forecast")
         w.add_string("general.type", "forecast")
@@ -476,8 +499,7 @@ def main(argv):
         w.add_u32("chorus.forecast.base.n_layers", c.n_layers)
         w.add_u32("chorus.forecast.base.n_vocab", c.n_vocab)
         w.add_string("chorus.forecast.base.fingerprint", fp)
-        w.add_string("chorus.forecast.adapter",
-                     os.path.basename(os.path.normpath(args.adapter)) if args.adapter else "")
+        w.add_string("chorus.forecast.adapter", adapter_name(args))
         w.add_string("chorus.forecast.method", "trained-lora" if flora else "trained")
         if flora:
             # The companion adapter the forecast rows must use (path relative
