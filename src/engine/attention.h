@@ -1,13 +1,11 @@
-// Attention of one query head of one row over the cells that row may see.
-// The step builds each row's cell list once (RowCells) and reuses it for
-// every layer; the mask of DESIGN.md (shared prefix, streams, token trees) is
-// entirely in which cells are listed.
+// What a row's attention sees. The step builds each row's cell list once
+// (RowCells) and reuses it for every layer; the mask of DESIGN.md (shared
+// prefix, streams, token trees) is entirely in which cells are listed. The
+// arithmetic is the kernels' `attend` (kernels.h), one call per row and KV
+// head.
 #pragma once
 
 #include <cstdint>
-
-#include "engine/kv_cache.h"
-#include "kernels/kernels.h"
 
 namespace chorus {
 
@@ -21,12 +19,5 @@ struct RowCells {
 
   int32_t size() const { return n_committed + n_chain; }
 };
-
-// out[0..head_dim) = softmax(q . K^T * scale) V over `cells` of `layer`,
-// reading K and V at kv_offset within each cell (the query head's KV head).
-// scores needs cells.size() floats.
-void attend_head(const kernels::KernelTable& k, const KvCache& kv, int layer, const RowCells& cells,
-                 int kv_offset, int head_dim, float scale, const float* q, float* out,
-                 float* scores);
 
 }  // namespace chorus

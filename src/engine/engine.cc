@@ -90,7 +90,8 @@ Engine::Engine(const Model& model, const EngineOptions& options)
   }
 
   // A row sees at most every cell once, so the context bounds its scores.
-  scores_ = AlignedBuffer<float>(static_cast<size_t>(pool_.size()) * options_.context);
+  scores_ = AlignedBuffer<float>(static_cast<size_t>(pool_.size()) * (config_.n_heads / config_.n_kv_heads) *
+                                 options_.context);
   rope_cos_ = AlignedBuffer<float>(rows * std::max(1, c.rope_dim / 2));
   rope_sin_ = AlignedBuffer<float>(rows * std::max(1, c.rope_dim / 2));
 
@@ -310,19 +311,24 @@ void Engine::rotate_and_store(int layer) {
 void Engine::attend_rows(int layer) {
   const ModelConfig& c = config_;
   const int q_dim = c.q_dim();
-  const int items = n_rows_ * c.n_heads;
   const int heads_per_kv = c.n_heads / c.n_kv_heads;
+  const int items = n_rows_ * c.n_kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   int64_t work = 0;
   for (int i = 0; i < n_rows_; ++i) work += int64_t{visible_[i].size()} * q_dim * 2;
   const int threads = work >= options_.min_parallel_work ? pool_.size() : 1;
+  // One item per (row, KV head): the query heads sharing that KV head go
+  // together, so each key and value is fetched once for all of them.
   auto heads = [&](int t) {
-    float* scores = scores_.data() + static_cast<size_t>(t) * options_.context;
+    float* scores = scores_.data() + static_cast<size_t>(t) * heads_per_kv * options_.context;
     for (int item = t; item < items; item += threads) {
-      const int i = item / c.n_heads, h = item % c.n_heads;
-      const int off = h * c.head_dim;
-      attend_head(*kernels_, kv_, layer, visible_[i], (h / heads_per_kv) * c.head_dim, c.head_dim,
-                  scale, q_.data() + i * q_dim + off, attn_.data() + i * q_dim + off, scores);
+      const int i = item / c.n_kv_heads, kvh = item % c.n_kv_heads;
+      const RowCells& cells = visible_[i];
+      const int kv_off = kvh * c.head_dim;
+      const int q_off = i * q_dim + kvh * heads_per_kv * c.head_dim;
+      kernels_->attend(kv_.key(layer, 0) + kv_off, kv_.value(layer, 0) + kv_off, kv_.kv_dim(), cells.committed,
+                       cells.n_committed, cells.chain, cells.n_chain, c.head_dim, heads_per_kv, scale,
+                       q_.data() + q_off, attn_.data() + q_off, scores);
     }
   };
   if (threads == 1) {

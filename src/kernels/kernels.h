@@ -39,6 +39,16 @@ struct KernelTable {
   void (*softmax)(float* x, int64_t n);
   void (*silu_mul)(float* gate, const float* up, int64_t n);  // gate = silu(gate) * up
 
+  // Masked attention of g query heads sharing one KV head (grouped-query
+  // attention) over the cells a row may see, listed as two runs of cell
+  // indices (committed cells, then in-step ancestors). Cell c's key is at
+  // keys + c * stride, its value at values + c * stride (head_dim floats).
+  // For head h < g: out_h = softmax(scale * K q_h) V, with q_h = q + h *
+  // head_dim, out_h = out + h * head_dim; scores holds g * (na + nb) floats.
+  void (*attend)(const float* keys, const float* values, int64_t stride, const int32_t* cells_a, int na,
+                 const int32_t* cells_b, int nb, int head_dim, int g, float scale, const float* q,
+                 float* out, float* scores);
+
   // LoRA, SGMV-style: one adapter's pair applied to a group of n activation
   // rows (indices rows[g] into x and y). Adapter matrices are f16.
   // Shrink: t[g * ldt + j] = scale * dot(A row j, x_rows[g]) for j < rank,

@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/attend_impl.h"
 #include "kernels/isa_tables.h"
 #include "util/half.h"
 
@@ -560,6 +561,99 @@ void lora_expand(const uint16_t* bt, int rank, int64_t out, const float* t, int6
   }
 }
 
+// Scores of 8 cells at once: the 8 products q * K_j (HD vectors each) are
+// summed per cell with a tree of horizontal adds that leaves cell j in lane
+// j, instead of one horizontal sum per cell.
+template <int HD>
+inline __m256 scores8(const __m256* qv, const float* keys, int64_t stride, const int32_t* cells) {
+  __m256 p[8];
+  CHORUS_UNROLL for (int j = 0; j < 8; ++j) {
+    const float* k = keys + cells[j] * stride;
+    __m256 acc = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k));
+    CHORUS_UNROLL for (int v = 1; v < HD; ++v) acc = _mm256_fmadd_ps(qv[v], _mm256_loadu_ps(k + 8 * v), acc);
+    p[j] = acc;
+  }
+  const __m256 t0 = _mm256_hadd_ps(p[0], p[1]), t1 = _mm256_hadd_ps(p[2], p[3]);
+  const __m256 t2 = _mm256_hadd_ps(p[4], p[5]), t3 = _mm256_hadd_ps(p[6], p[7]);
+  const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+// One run of cells into s[0..n): 8 at a time, then one by one.
+template <int HD>
+inline void score_run(const __m256* qv, const float* keys, int64_t stride, const int32_t* cells, int n,
+                      __m256 scale, float* s) {
+  int j = 0;
+  for (; j + 8 <= n; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(scores8<HD>(qv, keys, stride, cells + j), scale));
+  for (; j < n; ++j) {
+    const float* k = keys + cells[j] * stride;
+    __m256 acc = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k));
+    CHORUS_UNROLL for (int v = 1; v < HD; ++v) acc = _mm256_fmadd_ps(qv[v], _mm256_loadu_ps(k + 8 * v), acc);
+    s[j] = hsum(acc) * _mm256_cvtss_f32(scale);
+  }
+}
+
+// out += sum_j s[j] V_j over one run of cells, in registers (two sets of
+// accumulators so that FMA latency does not bind on small heads).
+template <int HD>
+inline void value_run(const float* values, int64_t stride, const int32_t* cells, int n, const float* s,
+                      __m256* acc0, __m256* acc1) {
+  int j = 0;
+  for (; j + 2 <= n; j += 2) {
+    const float* v0 = values + cells[j] * stride;
+    const float* v1 = values + cells[j + 1] * stride;
+    const __m256 s0 = _mm256_broadcast_ss(s + j), s1 = _mm256_broadcast_ss(s + j + 1);
+    CHORUS_UNROLL for (int v = 0; v < HD; ++v) {
+      acc0[v] = _mm256_fmadd_ps(s0, _mm256_loadu_ps(v0 + 8 * v), acc0[v]);
+      acc1[v] = _mm256_fmadd_ps(s1, _mm256_loadu_ps(v1 + 8 * v), acc1[v]);
+    }
+  }
+  if (j < n) {
+    const float* v0 = values + cells[j] * stride;
+    const __m256 s0 = _mm256_broadcast_ss(s + j);
+    CHORUS_UNROLL for (int v = 0; v < HD; ++v) acc0[v] = _mm256_fmadd_ps(s0, _mm256_loadu_ps(v0 + 8 * v), acc0[v]);
+  }
+}
+
+// Heads whose size is a multiple of 8 floats, up to 128 (HD vectors).
+template <int HD>
+void attend_vec(const float* keys, const float* values, int64_t stride, const int32_t* cells_a, int na,
+                const int32_t* cells_b, int nb, int g, float scale, const float* q, float* out, float* scores) {
+  const int n = na + nb;
+  const __m256 sv = _mm256_set1_ps(scale);
+  for (int h = 0; h < g; ++h) {
+    __m256 qv[HD];
+    CHORUS_UNROLL for (int v = 0; v < HD; ++v) qv[v] = _mm256_loadu_ps(q + h * HD * 8 + 8 * v);
+    float* s = scores + h * n;
+    score_run<HD>(qv, keys, stride, cells_a, na, sv, s);
+    score_run<HD>(qv, keys, stride, cells_b, nb, sv, s + na);
+    softmax(s, n);
+    __m256 acc0[HD], acc1[HD];
+    CHORUS_UNROLL for (int v = 0; v < HD; ++v) acc0[v] = acc1[v] = _mm256_setzero_ps();
+    value_run<HD>(values, stride, cells_a, na, s, acc0, acc1);
+    value_run<HD>(values, stride, cells_b, nb, s + na, acc0, acc1);
+    CHORUS_UNROLL for (int v = 0; v < HD; ++v) _mm256_storeu_ps(out + h * HD * 8 + 8 * v, _mm256_add_ps(acc0[v], acc1[v]));
+  }
+}
+
+void attend(const float* keys, const float* values, int64_t stride, const int32_t* cells_a, int na,
+            const int32_t* cells_b, int nb, int head_dim, int g, float scale, const float* q, float* out,
+            float* scores) {
+  switch (head_dim) {
+    case 8: return attend_vec<1>(keys, values, stride, cells_a, na, cells_b, nb, g, scale, q, out, scores);
+    case 16: return attend_vec<2>(keys, values, stride, cells_a, na, cells_b, nb, g, scale, q, out, scores);
+    case 32: return attend_vec<4>(keys, values, stride, cells_a, na, cells_b, nb, g, scale, q, out, scores);
+    case 64: return attend_vec<8>(keys, values, stride, cells_a, na, cells_b, nb, g, scale, q, out, scores);
+    case 128: return attend_vec<16>(keys, values, stride, cells_a, na, cells_b, nb, g, scale, q, out, scores);
+    default: break;
+  }
+  // Other head sizes: the shared loop over this table's dot/axpy/softmax.
+  attend_heads(
+      keys, values, stride, cells_a, na, cells_b, nb, head_dim, g, scale, q, out, scores,
+      [](const float* a, const float* b, int64_t n) { return dot(a, b, n); },
+      [](float a, const float* x, float* y, int64_t n) { axpy(a, x, y, n); }, [](float* x, int64_t n) { softmax(x, n); });
+}
+
 constexpr KernelTable kTable = {
     .isa = Isa::kAvx2,
     .name = "avx2",
@@ -572,6 +666,7 @@ constexpr KernelTable kTable = {
     .axpy = axpy,
     .softmax = softmax,
     .silu_mul = silu_mul,
+    .attend = attend,
     .lora_shrink = lora_shrink,
     .lora_expand = lora_expand,
 };

@@ -28,6 +28,18 @@ void softmax(float* x, int n) {
   for (int i = 0; i < n; ++i) x[i] /= sum;
 }
 
+void attend(const float* keys, const float* values, int64_t stride, const int32_t* cells, int n,
+            int head_dim, float scale, const float* q, float* out) {
+  std::vector<float> scores(static_cast<size_t>(n));
+  for (int j = 0; j < n; ++j) scores[j] = dot(q, keys + cells[j] * stride, head_dim) * scale;
+  softmax(scores.data(), n);
+  for (int d = 0; d < head_dim; ++d) {
+    float sum = 0.0f;
+    for (int j = 0; j < n; ++j) sum += scores[j] * values[cells[j] * stride + d];
+    out[d] = sum;
+  }
+}
+
 void silu(float* x, int n) {
   for (int i = 0; i < n; ++i) x[i] = x[i] / (1.0f + std::exp(-x[i]));
 }

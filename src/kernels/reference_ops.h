@@ -22,6 +22,12 @@ void silu(float* x, int n);
 // Sum of a[i] * b[i].
 float dot(const float* a, const float* b, int64_t n);
 
+// Attention of one query head over a list of cells: out = softmax(scale *
+// K q) V, where cell cells[j]'s key is keys + cells[j] * stride (likewise
+// values). The kernels' `attend` takes g heads and two runs of cells.
+void attend(const float* keys, const float* values, int64_t stride, const int32_t* cells, int n,
+            int head_dim, float scale, const float* q, float* out);
+
 // The LoRA delta of one row: y += scale * B (A x), with A [rank x in] and
 // Bt = B transposed [rank x out], both f16 (how the engine's adapter slots
 // hold them).
