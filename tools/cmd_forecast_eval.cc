@@ -50,6 +50,7 @@ struct EvalArgs {
   int repetitions = 3;
   int threads = 2;
   std::string weights = "auto";
+  std::string lora;  // NAME=PATH: every stream decodes with this adapter
   Ds2dOptions ds2d;
   std::string json_file;
   bool json = false;
@@ -206,7 +207,21 @@ int run_eval(EvalArgs a) {
           eo.adapter_max_rank, load_lora(sets.back()->lora_path, model->config).max_rank);
     }
   }
+  // The task adapter every stream is bound to; forecast files tied to an
+  // adapter must name it (chorus.forecast.adapter).
+  LoraAdapter task_lora;
+  std::string task_name;
+  if (!a.lora.empty()) {
+    const size_t eq = a.lora.find('=');
+    check(eq != std::string::npos && eq > 0 && eq + 1 < a.lora.size(), "--lora", "expected NAME=PATH, got '{}'",
+          a.lora);
+    task_name = a.lora.substr(0, eq);
+    task_lora = load_lora(a.lora.substr(eq + 1), model->config);
+    eo.adapter_slots += 1;
+    eo.adapter_max_rank = std::max(eo.adapter_max_rank, task_lora.max_rank);
+  }
   Engine engine(*model, eo);
+  const int task_slot = task_name.empty() ? -1 : engine.adapters().load(task_name, task_lora);
   for (auto& s : sets) load_forecast_lora(engine, *s);
   if (a.cost_only) return run_cost_only(a, engine, static_cast<int>(longest) + a.n_predict / 2);
 
@@ -238,7 +253,10 @@ int run_eval(EvalArgs a) {
     warm.prompt = prompts[0];
     warm.limits.n_predict = 2;
     warm.streams.resize(a.streams);
-    for (StreamSpec& s : warm.streams) s.sampler.temperature = 0.0f;
+    for (StreamSpec& s : warm.streams) {
+      s.sampler.temperature = 0.0f;
+      s.adapter = task_slot;
+    }
     run_streams(engine, warm, [](int, int32_t) { return true; },
                 ds2d_decode_loop(a.ds2d, {}, nullptr, &cost_probe));
   }
@@ -271,6 +289,7 @@ int run_eval(EvalArgs a) {
         for (int s = 0; s < a.streams; ++s) {
           StreamSpec spec;
           spec.sampler.temperature = 0.0f;
+          spec.adapter = task_slot;
           spec.first_token_rank = a.streams > 1 ? s : -1;  // distinct replies, smart-reply style
           req.streams.push_back(spec);
         }
@@ -304,6 +323,7 @@ int run_eval(EvalArgs a) {
   j["prompts"] = a.prompts;
   j["n_prompts"] = prompts.size();
   j["n_predict"] = a.n_predict;
+  j["lora"] = a.lora;
   j["streams"] = a.streams;
   j["repetitions"] = a.repetitions;
   j["threads"] = a.threads;
@@ -412,6 +432,8 @@ void add_forecast_eval_command(CLI::App& forecast, Command* selected) {
       ->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "Worker threads")->capture_default_str();
   cmd->add_option("--weights", a->weights, "auto, int4, int8 or f32")->capture_default_str();
+  cmd->add_option("--lora", a->lora,
+                  "NAME=PATH: decode every stream with this adapter (forecast files tied to an adapter must name NAME)");
   cmd->add_option("--budget", a->ds2d.budget, "DS2D rows per stream and step")
       ->capture_default_str();
   cmd->add_option("--width", a->ds2d.max_width, "Forecast candidates per depth")

@@ -32,6 +32,24 @@ fi
 "$CHORUS" forecast eval -m "$M" --cost-only --budget 8 -t 1 > "$TMP/cost.txt" 2>&1 \
   && grep -q "projected speedup" "$TMP/cost.txt" && echo "ok: cost-only" || fail "cost-only: $(cat "$TMP/cost.txt")"
 
+# With a task adapter bound (--lora): its own forecast file is accepted and
+# DS2D still equals plain decoding with that adapter.
+D="$SRC/models/adapters"
+if "$CHORUS" forecast eval -m "$M" --lora "dog=$D/dog.gguf" --forecast "$D/dog.forecast.gguf" \
+    --prompts "$TMP/prompts.txt" -n 24 -r 1 -t 1 --row-cost 0 --json-file "$TMP/lora.json" > "$TMP/lora.txt" 2>&1; then
+  python3 - "$TMP/lora.json" <<'PY' && echo "ok: eval with an adapter" || fail "eval --lora json: $(cat "$TMP/lora.txt")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["lora"].startswith("dog="), j["lora"]
+assert all(c["identical"] for c in j["configs"])
+assert max(c["tau"] for c in j["configs"]) > 1.0
+PY
+else
+  fail "eval --lora failed: $(cat "$TMP/lora.txt")"
+fi
+expect_error "an adapter's forecasts without it" "uses the base model" "$CHORUS" forecast eval -m "$M" --forecast "$D/dog.forecast.gguf" -n 4 -r 1
+expect_error "--lora without a path" "expected NAME=PATH" "$CHORUS" forecast eval -m "$M" --lora dog -n 4
+
 "$CHORUS" synth --shape tiny -o "$TMP/tiny.gguf" 2>/dev/null
 expect_error "forecasts for another model" "does not match" "$CHORUS" forecast eval -m "$TMP/tiny.gguf" --forecast "$F" -n 4
 expect_error "a model as forecasts" "not a forecast embedding file" "$CHORUS" forecast eval -m "$M" --forecast "$M" -n 4
