@@ -1,8 +1,9 @@
 // The body of KernelTable::attend, shared by the per-ISA tables: each
 // includes this header and instantiates it with its own dot, axpy and
-// softmax, which then inline (the engine used to call them through the
-// table once per cell and head, and on small heads the calls cost more than
-// the arithmetic). Internal to the kernels layer.
+// softmax as template arguments, so the calls are direct and inline (the
+// engine used to call them through the table once per cell and head, and on
+// small heads the calls cost more than the arithmetic). Internal to the
+// kernels layer.
 #pragma once
 
 #include <algorithm>
@@ -10,10 +11,11 @@
 
 namespace chorus::kernels {
 
-template <typename Dot, typename Axpy, typename Softmax>
+template <float (*dot)(const float*, const float*, int64_t), void (*axpy)(float, const float*, float*, int64_t),
+          void (*softmax)(float*, int64_t)>
 inline void attend_heads(const float* keys, const float* values, int64_t stride, const int32_t* cells_a, int na,
                          const int32_t* cells_b, int nb, int head_dim, int g, float scale, const float* q,
-                         float* out, float* scores, Dot dot, Axpy axpy, Softmax softmax) {
+                         float* out, float* scores) {
   const int n = na + nb;
   for (int h = 0; h < g; ++h) {
     const float* qh = q + h * head_dim;

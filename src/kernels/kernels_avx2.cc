@@ -648,10 +648,8 @@ void attend(const float* keys, const float* values, int64_t stride, const int32_
     default: break;
   }
   // Other head sizes: the shared loop over this table's dot/axpy/softmax.
-  attend_heads(
-      keys, values, stride, cells_a, na, cells_b, nb, head_dim, g, scale, q, out, scores,
-      [](const float* a, const float* b, int64_t n) { return dot(a, b, n); },
-      [](float a, const float* x, float* y, int64_t n) { axpy(a, x, y, n); }, [](float* x, int64_t n) { softmax(x, n); });
+  attend_heads<dot, axpy, softmax>(keys, values, stride, cells_a, na, cells_b, nb, head_dim, g, scale, q, out,
+                                   scores);
 }
 
 constexpr KernelTable kTable = {

@@ -505,11 +505,8 @@ void lora_expand(const uint16_t* bt, int rank, int64_t out, const float* t, int6
 void attend(const float* keys, const float* values, int64_t stride, const int32_t* cells_a, int na,
             const int32_t* cells_b, int nb, int head_dim, int g, float scale, const float* q, float* out,
             float* scores) {
-  // Lambdas, not function pointers, so that the three calls inline.
-  attend_heads(
-      keys, values, stride, cells_a, na, cells_b, nb, head_dim, g, scale, q, out, scores,
-      [](const float* a, const float* b, int64_t n) { return dot(a, b, n); },
-      [](float a, const float* x, float* y, int64_t n) { axpy(a, x, y, n); }, [](float* x, int64_t n) { softmax(x, n); });
+  attend_heads<dot, axpy, softmax>(keys, values, stride, cells_a, na, cells_b, nb, head_dim, g, scale, q, out,
+                                   scores);
 }
 
 constexpr KernelTable kTable = {
