@@ -62,8 +62,9 @@ struct RunArgs {
   std::vector<std::string> suffixes;
   bool interactive = false;
   bool side_by_side = false;
-  // DS2D speculative decoding.
-  bool ds2d = false;
+  // DS2D speculative decoding: "" (off), "on" or "auto" (plain decoding,
+  // with a warning, when the forecasts or options do not fit the model).
+  std::string ds2d;
   std::vector<std::string> ds2d_forecasts;
   int ds2d_budget = 32;
   float ds2d_row_cost = -1.0f;
@@ -73,6 +74,9 @@ struct RunArgs {
 // One line on what DS2D did: tokens per tree (tau), acceptance per depth.
 void print_speculation(const Result& r) {
   const SpeculationReport& s = r.speculation;
+  if (!s.fallback.empty()) {
+    std::fprintf(stderr, "[chorus] ds2d=auto: plain decoding, speculation does not fit: %s\n", s.fallback.c_str());
+  }
   if (s.trees == 0) return;
   std::string depths;
   for (size_t d = 0; d < s.acceptance.size() && d < 8; ++d) {
@@ -87,8 +91,10 @@ void print_speculation(const Result& r) {
 
 nlohmann::json speculation_json(const Result& r) {
   const SpeculationReport& s = r.speculation;
-  return {{"steps", s.steps}, {"trees", s.trees}, {"tau", s.tau},
-          {"rows_per_step", s.rows_per_step}, {"acceptance_by_depth", s.acceptance}};
+  nlohmann::json j = {{"steps", s.steps}, {"trees", s.trees}, {"tau", s.tau},
+                      {"rows_per_step", s.rows_per_step}, {"acceptance_by_depth", s.acceptance}};
+  if (!s.fallback.empty()) j["fallback"] = s.fallback;
+  return j;
 }
 
 std::string read_text_file(const std::string& path) {
@@ -318,7 +324,7 @@ class Runner {
                       {"prompt_tokens", n_prompt},    {"prompt_tokens_per_s", prompt_tps},
                       {"generated_tokens", n_gen},    {"generated_tokens_per_s", gen_tps},
                       {"ms_per_token", ms_per_token}, {"peak_rss_mib", peak_mib}};
-      if (a_.ds2d) j["ds2d"] = speculation_json(r);
+      if (!a_.ds2d.empty()) j["ds2d"] = speculation_json(r);
       std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       std::fflush(stdout);
       return;
@@ -346,7 +352,7 @@ class Runner {
     const Result r = rt_.generate(req);
     if (a_.json) {
       nlohmann::json j = streams_json(view(prompt_text), labels, r);
-      if (a_.ds2d) j["ds2d"] = speculation_json(r);
+      if (!a_.ds2d.empty()) j["ds2d"] = speculation_json(r);
       std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       std::fflush(stdout);
       return;
@@ -518,8 +524,10 @@ int run_generate(RunArgs a) {
   ro.weights = a.weights;
   ro.output_head = a.output_head;
   ro.adapters = plan.adapters;  // slots and max rank follow from the files
-  check(a.ds2d || (a.ds2d_forecasts.empty()), "--ds2d-forecast", "needs --ds2d");
-  ro.speculation.enabled = a.ds2d;
+  check(a.ds2d.empty() || a.ds2d == "on" || a.ds2d == "auto", "--ds2d", "must be on or auto, got '{}'", a.ds2d);
+  check(!a.ds2d.empty() || a.ds2d_forecasts.empty(), "--ds2d-forecast", "needs --ds2d");
+  ro.speculation.enabled = !a.ds2d.empty();
+  ro.speculation.fallback_to_plain = a.ds2d == "auto";
   ro.speculation.forecasts = a.ds2d_forecasts;
   ro.speculation.budget = a.ds2d_budget;
   ro.speculation.row_cost = a.ds2d_row_cost;
@@ -592,9 +600,10 @@ void add_run_command(CLI::App& app, Command* selected) {
   cmd->add_option("--suffix", args->suffixes,
                   "Prompt text after the shared prompt for one stream (repeat: one per stream; "
                   "once: every stream)");
-  cmd->add_flag("--ds2d", args->ds2d,
+  cmd->add_flag("--ds2d{on}", args->ds2d,
                 "Self-speculative decoding (DS2D): draft token trees from forecast embeddings and "
-                "n-grams, verify them in the next pass; output is identical to plain decoding");
+                "n-grams, verify them in the next pass; output is identical to plain decoding. "
+                "--ds2d=auto decodes plainly (with a warning) when the forecasts or options do not fit");
   cmd->add_option("--ds2d-forecast", args->ds2d_forecasts,
                   "Forecast GGUF (chorus forecast derive / train/forecast_train.py); repeat for "
                   "per-adapter files");

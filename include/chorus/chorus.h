@@ -59,6 +59,10 @@ struct SpeculationOptions {
   // Cost of one more row relative to a 1-row step; -1 measures it at the
   // first request. The tree grows only while that pays; 0 always fills the budget.
   float row_cost = -1.0f;
+  // "auto": when the forecasts or the budget do not fit this model and
+  // engine, decode plainly instead of failing; SpeculationReport::fallback
+  // says why. Otherwise such a mismatch is an Error from the constructor.
+  bool fallback_to_plain = false;
 };
 
 struct RuntimeOptions {
@@ -142,6 +146,9 @@ struct SpeculationReport {
   double tau = 0;                // mean tokens accepted per tree (plain decoding: 1)
   double rows_per_step = 0;
   std::vector<double> acceptance;  // [d - 1]: acceptance at depth d
+  // Non-empty when speculation was asked for with fallback_to_plain and
+  // could not be set up: the reason; the request then decoded plainly.
+  std::string fallback;
 };
 
 struct Result {

@@ -77,6 +77,7 @@ struct Runtime::Impl {
   // DS2D: its options, the forecast sets (loaded once) and the acceptance
   // statistics kept across requests, per adapter.
   SpeculationOptions speculation;
+  std::string speculation_fallback;  // why speculation is off despite "auto"
   Ds2dOptions ds2d;
   std::vector<std::unique_ptr<ForecastEmbeddings>> forecasts;
   Ds2dTuner tuner;
@@ -129,20 +130,35 @@ Runtime::Runtime(const std::string& model_path, const RuntimeOptions& options)
   eo.weights = weight_format(options.weights, "weights");
   eo.output = weight_format(options.output_head, "output_head");
   // Forecast files may bring a LoRA for their forecast rows: one more slot each.
-  const SpeculationOptions& sp = options.speculation;
-  // Rows per step grow with the budget (budget x streams), so it is bounded
-  // before anything is allocated.
-  check(!sp.enabled || (sp.budget >= 1 && sp.budget <= kMaxSpeculationBudget), "ds2d budget",
-        "must be 1..{}, got {}", kMaxSpeculationBudget, sp.budget);
+  SpeculationOptions sp = options.speculation;
+  // With "auto", a speculation setup that does not fit turns speculation
+  // off (and says why) instead of failing the whole runtime.
+  auto speculation_failed = [&](const Error& e) {
+    if (!sp.fallback_to_plain) throw;  // called from the handler: rethrows the Error
+    impl_->speculation_fallback = e.what();
+    impl_->forecasts.clear();
+    sp.enabled = false;
+  };
   int forecast_slots = 0;
+  const int base_max_rank = max_rank;
   if (sp.enabled) {
-    for (const std::string& path : sp.forecasts) {
-      impl_->forecasts.push_back(
-          std::make_unique<ForecastEmbeddings>(load_forecast(path, *impl_->model)));
-      const std::string& lora = impl_->forecasts.back()->lora_path;
-      if (lora.empty()) continue;
-      ++forecast_slots;
-      max_rank = std::max(max_rank, load_lora(lora, c).max_rank);
+    try {
+      // Rows per step grow with the budget (budget x streams), so it is
+      // bounded before anything is allocated.
+      check(sp.budget >= 1 && sp.budget <= kMaxSpeculationBudget, "ds2d budget", "must be 1..{}, got {}",
+            kMaxSpeculationBudget, sp.budget);
+      for (const std::string& path : sp.forecasts) {
+        impl_->forecasts.push_back(
+            std::make_unique<ForecastEmbeddings>(load_forecast(path, *impl_->model)));
+        const std::string& lora = impl_->forecasts.back()->lora_path;
+        if (lora.empty()) continue;
+        ++forecast_slots;
+        max_rank = std::max(max_rank, load_lora(lora, c).max_rank);
+      }
+    } catch (const Error& e) {
+      speculation_failed(e);
+      forecast_slots = 0;
+      max_rank = base_max_rank;
     }
   }
   eo.adapter_slots = std::max(options.adapter_slots, static_cast<int>(options.adapters.size())) +
@@ -162,10 +178,15 @@ Runtime::Runtime(const std::string& model_path, const RuntimeOptions& options)
     std::vector<const ForecastEmbeddings*> all;
     for (const auto& f : impl_->forecasts) all.push_back(f.get());
     // Checks budget and forecasts against the engine now, not at the first request.
-    for (const ForecastEmbeddings* f : all) {
-      validate_ds2d(*impl_->engine, impl_->ds2d, std::span(&f, 1), 1);
+    try {
+      for (const ForecastEmbeddings* f : all) {
+        validate_ds2d(*impl_->engine, impl_->ds2d, std::span(&f, 1), 1);
+      }
+      if (all.empty()) validate_ds2d(*impl_->engine, impl_->ds2d, {}, 1);
+    } catch (const Error& e) {
+      speculation_failed(e);
+      impl_->speculation = sp;
     }
-    if (all.empty()) validate_ds2d(*impl_->engine, impl_->ds2d, {}, 1);
   }
   impl_->pack_seconds = now_seconds() - t1;
 }
@@ -285,6 +306,7 @@ Result Runtime::generate(const Request& request, const TokenCallback& on_token) 
         return on_token ? on_token(i, id, piece) : true;
       },
       loop);
+  result.speculation.fallback = impl_->speculation_fallback;
   if (impl_->speculation.enabled) {
     SpeculationReport& sr = result.speculation;
     sr.steps = ds2d_stats.steps;

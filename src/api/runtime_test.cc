@@ -217,6 +217,26 @@ TEST(Runtime, BadInputThrows) {
   EXPECT_EQ(rt.generate(greedy("Once", 4)).streams[0].tokens.size(), 4u);
 }
 
+TEST(Runtime, SpeculationAutoFallsBackToPlainDecoding) {
+  RuntimeOptions o = small();
+  o.speculation.enabled = true;
+  o.speculation.budget = 100000;  // does not fit any engine
+  EXPECT_THROW(Runtime(kModel, o), std::runtime_error);
+  o.speculation.fallback_to_plain = true;
+  Runtime rt(kModel, o);
+  const Result r = rt.generate(greedy("Once upon a time", 16));
+  EXPECT_NE(r.speculation.fallback.find("ds2d budget"), std::string::npos) << r.speculation.fallback;
+  EXPECT_EQ(r.speculation.trees, 0);
+  Runtime plain(kModel, small());
+  EXPECT_EQ(r.streams[0].tokens, plain.generate(greedy("Once upon a time", 16)).streams[0].tokens);
+  // A forecast file for this model and a sane budget: no fallback.
+  RuntimeOptions ok = small();
+  ok.speculation.enabled = true;
+  ok.speculation.fallback_to_plain = true;
+  ok.speculation.forecasts = {test_data::source_path("models/stories260K.forecast.gguf")};
+  EXPECT_TRUE(Runtime(kModel, ok).generate(greedy("Once upon a time", 8)).speculation.fallback.empty());
+}
+
 TEST(Runtime, FinishReasonNames) {
   EXPECT_STREQ(to_string(FinishReason::kLength), "length");
   EXPECT_STREQ(to_string(FinishReason::kEndOfGeneration), "eog");

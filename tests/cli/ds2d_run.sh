@@ -37,4 +37,19 @@ expect_error "absurd budget" "--ds2d-budget: must be 1..256" \
   "$CHORUS" run -m "$M" -p "x" -n 4 --ds2d --ds2d-budget 100000
 expect_error "forecast without --ds2d" "needs --ds2d" \
   "$CHORUS" run -m "$M" -p "x" -n 4 --ds2d-forecast "$F"
+expect_error "unknown --ds2d mode" "must be on or auto" "$CHORUS" run -m "$M" -p "x" -n 4 --ds2d=maybe
+
+# --ds2d=auto: a forecast file for another model (or an absurd budget) means
+# plain decoding with a warning, not an error; the text is the plain one.
+"$CHORUS" run -m "$TMP/tiny.gguf" -p "x" -n 6 --temp 0 >"$TMP/tiny_plain.txt" 2>/dev/null
+if "$CHORUS" run -m "$TMP/tiny.gguf" -p "x" -n 6 --temp 0 --ds2d=auto --ds2d-forecast "$F" \
+    >"$TMP/tiny_auto.txt" 2>"$TMP/tiny_auto.err"; then
+  grep -q "ds2d=auto: plain decoding" "$TMP/tiny_auto.err" && cmp -s "$TMP/tiny_plain.txt" "$TMP/tiny_auto.txt" \
+    && echo "ok: auto falls back to plain decoding" || fail "auto fallback: $(cat "$TMP/tiny_auto.err")"
+else
+  fail "--ds2d=auto with a mismatched forecast failed: $(cat "$TMP/tiny_auto.err")"
+fi
+"$CHORUS" run -m "$M" -p "x" -n 4 --temp 0 --ds2d=auto --ds2d-budget 100000 --json 2>/dev/null >"$TMP/auto.json" \
+  && python3 -c 'import json,sys; assert "1..256" in json.load(open(sys.argv[1]))["ds2d"]["fallback"]' "$TMP/auto.json" \
+  && echo "ok: auto reports why in --json" || fail "auto with an absurd budget: $(cat "$TMP/auto.json")"
 finish
