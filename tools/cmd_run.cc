@@ -13,9 +13,11 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
+#include <optional>
 #include <string>
 
 #include "chorus/chorus.h"
@@ -69,6 +71,7 @@ struct RunArgs {
   int ds2d_budget = 32;
   float ds2d_row_cost = -1.0f;
   bool ds2d_no_ngram = false;
+  bool ds2d_compare = false;  // also decode plainly first and report both speeds
 };
 
 // One line on what DS2D did: tokens per tree (tau), acceptance per depth.
@@ -95,6 +98,49 @@ nlohmann::json speculation_json(const Result& r) {
                       {"rows_per_step", s.rows_per_step}, {"acceptance_by_depth", s.acceptance}};
   if (!s.fallback.empty()) j["fallback"] = s.fallback;
   return j;
+}
+
+// Generated tokens per second of a result, over all its streams (suffix
+// prefill and decode; the shared prompt is the same work with or without
+// speculation).
+double generation_tokens_per_s(const Result& r) {
+  int64_t n = 0;
+  for (const StreamResult& s : r.streams) n += static_cast<int64_t>(s.tokens.size());
+  const double seconds = r.timings.suffix_seconds + r.timings.decode_seconds;
+  return seconds > 0 ? static_cast<double>(n) / seconds : 0.0;
+}
+
+bool same_tokens(const Result& a, const Result& b) {
+  if (a.streams.size() != b.streams.size()) return false;
+  for (size_t i = 0; i < a.streams.size(); ++i) {
+    if (a.streams[i].tokens != b.streams[i].tokens) return false;
+  }
+  return true;
+}
+
+// --ds2d-compare: the same request decoded plainly, before the DS2D run.
+std::optional<Result> plain_run(Runtime& rt, const RunArgs& a, const Request& req) {
+  if (!a.ds2d_compare) return std::nullopt;
+  Request plain = req;
+  plain.speculate = false;
+  return rt.generate(plain);
+}
+
+void print_comparison(const std::optional<Result>& plain, const Result& r, bool greedy) {
+  if (!plain) return;
+  const double with = generation_tokens_per_s(r), without = generation_tokens_per_s(*plain);
+  std::fprintf(stderr, "[chorus] ds2d vs plain decoding: %.1f vs %.1f tok/s (%.2fx)%s\n", with, without,
+               without > 0 ? with / without : 0.0,
+               greedy ? (same_tokens(*plain, r) ? ", identical output" : ", OUTPUT DIFFERS") : "");
+}
+
+void add_comparison(nlohmann::json& j, const std::optional<Result>& plain, const Result& r) {
+  if (!plain) return;
+  const double with = generation_tokens_per_s(r), without = generation_tokens_per_s(*plain);
+  j["plain_tokens_per_s"] = without;
+  j["ds2d_tokens_per_s"] = with;
+  j["speedup"] = without > 0 ? with / without : 0.0;
+  j["identical_to_plain"] = same_tokens(*plain, r);
 }
 
 std::string read_text_file(const std::string& path) {
@@ -293,6 +339,7 @@ class Runner {
       std::fputs(rt_.detokenize(shown).c_str(), stdout);
       std::fflush(stdout);
     }
+    const std::optional<Result> plain = plain_run(rt_, a_, req);
     const Result r = rt_.generate(req, [&](int, int32_t, std::string_view piece) {
       if (!a_.json && !piece.empty()) {
         std::fwrite(piece.data(), 1, piece.size(), stdout);
@@ -324,7 +371,10 @@ class Runner {
                       {"prompt_tokens", n_prompt},    {"prompt_tokens_per_s", prompt_tps},
                       {"generated_tokens", n_gen},    {"generated_tokens_per_s", gen_tps},
                       {"ms_per_token", ms_per_token}, {"peak_rss_mib", peak_mib}};
-      if (!a_.ds2d.empty()) j["ds2d"] = speculation_json(r);
+      if (!a_.ds2d.empty()) {
+        j["ds2d"] = speculation_json(r);
+        add_comparison(j["ds2d"], plain, r);
+      }
       std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       std::fflush(stdout);
       return;
@@ -341,6 +391,7 @@ class Runner {
                  info_.pack_seconds * 1000, n_prompt, prompt_tps, n_gen, gen_tps, ms_per_token,
                  peak_mib, static_cast<unsigned long long>(seed_), adapter.c_str());
     print_speculation(r);
+    print_comparison(plain, r, req.sampling.temperature <= 0.0f);
   }
 
   void run_multi(const Request& req, const std::string& prompt_text) {
@@ -349,10 +400,14 @@ class Runner {
       const StreamOptions& s = req.streams[i];
       labels.push_back({s.adapter, s.suffix, s.first_token_rank, seed_ + i});
     }
+    const std::optional<Result> plain = plain_run(rt_, a_, req);
     const Result r = rt_.generate(req);
     if (a_.json) {
       nlohmann::json j = streams_json(view(prompt_text), labels, r);
-      if (!a_.ds2d.empty()) j["ds2d"] = speculation_json(r);
+      if (!a_.ds2d.empty()) {
+        j["ds2d"] = speculation_json(r);
+        add_comparison(j["ds2d"], plain, r);
+      }
       std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       std::fflush(stdout);
       return;
@@ -360,6 +415,7 @@ class Runner {
     print_streams(view(prompt_text), labels, r, rt_.detokenize(r.prompt_tokens),
                   a_.side_by_side ? terminal_width() : 0);
     print_speculation(r);
+    print_comparison(plain, r, req.sampling.temperature <= 0.0f);
   }
 
   const RunArgs& a_;
@@ -526,6 +582,7 @@ int run_generate(RunArgs a) {
   ro.adapters = plan.adapters;  // slots and max rank follow from the files
   check(a.ds2d.empty() || a.ds2d == "on" || a.ds2d == "auto", "--ds2d", "must be on or auto, got '{}'", a.ds2d);
   check(!a.ds2d.empty() || a.ds2d_forecasts.empty(), "--ds2d-forecast", "needs --ds2d");
+  check(!a.ds2d.empty() || !a.ds2d_compare, "--ds2d-compare", "needs --ds2d");
   ro.speculation.enabled = !a.ds2d.empty();
   ro.speculation.fallback_to_plain = a.ds2d == "auto";
   ro.speculation.forecasts = a.ds2d_forecasts;
@@ -614,6 +671,9 @@ void add_run_command(CLI::App& app, Command* selected) {
                   "the budget)")
       ->capture_default_str();
   cmd->add_flag("--ds2d-no-ngram", args->ds2d_no_ngram, "No n-gram branches in DS2D trees");
+  cmd->add_flag("--ds2d-compare", args->ds2d_compare,
+                "Decode the request plainly first, then with DS2D, and report both speeds (and, when "
+                "greedy, whether the outputs are identical)");
   cmd->add_flag("-i,--interactive", args->interactive,
                 "Read prompts from stdin, one per line; /adapter NAME|none switches adapter, "
                 "/quit ends");

@@ -110,6 +110,9 @@ struct Request {
   std::vector<std::string> stop;  // a stream stops when its text contains one
   Sampling sampling;
   std::vector<StreamOptions> streams;  // empty: one stream on the base model
+  // With speculation enabled in the runtime: false decodes this request
+  // plainly (for comparisons, or requests that should not pay for drafts).
+  bool speculate = true;
 };
 
 enum class FinishReason { kLength, kEndOfGeneration, kStopString, kCallback };

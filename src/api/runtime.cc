@@ -293,7 +293,8 @@ Result Runtime::generate(const Request& request, const TokenCallback& on_token) 
   std::vector<std::string> texts(k);
   DecodeLoop loop = decode_plain;
   Ds2dStats ds2d_stats;
-  if (impl_->speculation.enabled) {
+  const bool speculate = impl_->speculation.enabled && request.speculate;
+  if (speculate) {
     std::vector<const ForecastEmbeddings*> per_stream;
     for (const StreamOptions& so : streams) per_stream.push_back(impl_->forecast_for(so.adapter));
     loop = ds2d_decode_loop(impl_->ds2d, std::move(per_stream), &ds2d_stats, &impl_->tuner);
@@ -307,7 +308,7 @@ Result Runtime::generate(const Request& request, const TokenCallback& on_token) 
       },
       loop);
   result.speculation.fallback = impl_->speculation_fallback;
-  if (impl_->speculation.enabled) {
+  if (speculate) {
     SpeculationReport& sr = result.speculation;
     sr.steps = ds2d_stats.steps;
     sr.trees = ds2d_stats.trees;

@@ -38,6 +38,16 @@ expect_error "absurd budget" "--ds2d-budget: must be 1..256" \
 expect_error "forecast without --ds2d" "needs --ds2d" \
   "$CHORUS" run -m "$M" -p "x" -n 4 --ds2d-forecast "$F"
 expect_error "unknown --ds2d mode" "must be on or auto" "$CHORUS" run -m "$M" -p "x" -n 4 --ds2d=maybe
+expect_error "compare without --ds2d" "--ds2d-compare: needs --ds2d" "$CHORUS" run -m "$M" -p "x" -n 4 --ds2d-compare
+
+# --ds2d-compare: plain decoding first, then DS2D; both speeds, and identity.
+"$CHORUS" run -m "$M" -p "Once upon a time" -n 24 --temp 0 --streams 2 --ds2d --ds2d-forecast "$F" \
+  --ds2d-row-cost 0 --ds2d-compare --json >"$TMP/compare.json" 2>/dev/null \
+  && python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))["ds2d"]
+assert d["identical_to_plain"] is True and d["plain_tokens_per_s"] > 0 and d["speedup"] > 0, d
+assert d["trees"] > 0' "$TMP/compare.json" && echo "ok: --ds2d-compare" || fail "--ds2d-compare: $(cat "$TMP/compare.json")"
 
 # --ds2d=auto: a forecast file for another model (or an absurd budget) means
 # plain decoding with a warning, not an error; the text is the plain one.
