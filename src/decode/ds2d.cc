@@ -113,6 +113,8 @@ Ds2dLoop::Ds2dLoop(Engine& engine, std::span<StreamState> streams, const DecodeL
   live_.reserve(streams.size());
 }
 
+constexpr int kRowCostProbeRows = 8;
+
 // The tuner's measurement when it has one for this many streams, else a
 // new one on the first live stream.
 float Ds2dLoop::measured_row_cost(Ds2dTuner& tuner) {
@@ -126,7 +128,10 @@ float Ds2dLoop::measured_row_cost(Ds2dTuner& tuner) {
   if (tuner.row_cost >= 0 && tuner.row_cost_streams == live) return tuner.row_cost;
   const int max_rows = engine_.options().max_rows;
   const int base = std::min(live, max_rows);
-  const int rows = std::min(max_rows, base * options_.budget);
+  // Probe with small trees (at most 8 rows per stream): where the row cost
+  // matters, the tuner keeps trees small, and on large models a full-budget
+  // probe would cost seconds.
+  const int rows = std::min(max_rows, base * std::min(options_.budget, kRowCostProbeRows));
   const KvCache& kv = engine_.kv_cache();
   if (rows > kv.n_cells_free() + kv.n_cells_pending()) return 0.0f;
   const StreamState& s = streams_[first];

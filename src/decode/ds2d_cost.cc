@@ -33,7 +33,7 @@ float measure_row_cost(Engine& engine, int stream, int32_t pos, int base_rows, i
   // The fastest of a few alternating runs: other work on the machine only
   // ever adds time.
   double t1 = 1e30, tn = 1e30;
-  for (int rep = 0; rep < 5; ++rep) {
+  for (int rep = 0; rep < 3; ++rep) {
     t1 = std::min(t1, time(one));
     tn = std::min(tn, time(all));
   }
