@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages chorus builds with, when any is missing.
 set -euo pipefail
 pkgs=(g++ cmake ninja-build ccache pkg-config libhwy-dev libfmt-dev libcli11-dev
-      nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libicu-dev)
+      nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libicu-dev
+      libcpp-httplib-dev curl)
 if [[ "${1:-}" == "--fuzz" ]]; then pkgs+=(clang libclang-rt-14-dev); fi
 missing=()
 for p in "${pkgs[@]}"; do

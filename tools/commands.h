@@ -20,5 +20,6 @@ void add_perplexity_command(CLI::App& app, Command* selected);
 void add_quantize_command(CLI::App& app, Command* selected);
 void add_bench_command(CLI::App& app, Command* selected);
 void add_forecast_command(CLI::App& app, Command* selected);  // cmd_forecast.cc
+void add_serve_command(CLI::App& app, Command* selected);     // cmd_serve.cc
 
 }  // namespace chorus::tools

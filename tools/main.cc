@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   chorus::tools::add_quantize_command(app, &selected);
   chorus::tools::add_bench_command(app, &selected);
   chorus::tools::add_forecast_command(app, &selected);
+  chorus::tools::add_serve_command(app, &selected);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
