@@ -27,7 +27,7 @@
 #include "engine/reference_forward.h"
 #include "model/model.h"
 #include "tools/commands.h"
-#include "tools/lora_option.h"
+#include "tools/runtime_flags.h"
 #include "tools/engine_options.h"
 #include "tools/run_view.h"
 #include "util/error.h"
@@ -65,13 +65,7 @@ struct RunArgs {
   std::vector<std::string> suffixes;
   bool interactive = false;
   bool side_by_side = false;
-  // DS2D speculative decoding: "" (off), "on" or "auto" (plain decoding,
-  // with a warning, when the forecasts or options do not fit the model).
-  std::string ds2d;
-  std::vector<std::string> ds2d_forecasts;
-  int ds2d_budget = 32;
-  float ds2d_row_cost = -1.0f;
-  bool ds2d_no_ngram = false;
+  Ds2dFlags ds2d;
   bool ds2d_compare = false;  // also decode plainly first and report both speeds
 };
 
@@ -169,12 +163,9 @@ Plan make_plan(const RunArgs& a) {
   check(a.context >= 0, "-c", "context must be positive, got {}", a.context);
   check(a.n_predict >= -1, "-n", "must be -1 (until the context is full) or >= 0, got {}",
         a.n_predict);
+  p.adapters = parse_loras(a.loras);
   std::set<std::string> names;
-  for (const std::string& spec : a.loras) {
-    p.adapters.push_back(parse_lora(spec));
-    check(names.insert(p.adapters.back().name).second, "--lora", "two adapters are named '{}'",
-          p.adapters.back().name);
-  }
+  for (const AdapterFile& f : p.adapters) names.insert(f.name);
   auto known = [&](const std::string& name, const char* option) {
     check(names.count(name) > 0, option, "no adapter named '{}' is loaded ({})", name,
           names.empty() ? std::string("load one with --lora NAME=PATH")
@@ -348,7 +339,7 @@ class Runner {
                       {"prompt_tokens", n_prompt},    {"prompt_tokens_per_s", prompt_tps},
                       {"generated_tokens", n_gen},    {"generated_tokens_per_s", gen_tps},
                       {"ms_per_token", ms_per_token}, {"peak_rss_mib", peak_mib}};
-      if (!a_.ds2d.empty()) {
+      if (!a_.ds2d.mode.empty()) {
         j["ds2d"] = speculation_json(r);
         add_comparison(j["ds2d"], plain, r);
       }
@@ -381,7 +372,7 @@ class Runner {
     const Result r = rt_.generate(req);
     if (a_.json) {
       nlohmann::json j = streams_json(view(prompt_text), labels, r);
-      if (!a_.ds2d.empty()) {
+      if (!a_.ds2d.mode.empty()) {
         j["ds2d"] = speculation_json(r);
         add_comparison(j["ds2d"], plain, r);
       }
@@ -557,15 +548,8 @@ int run_generate(RunArgs a) {
   ro.weights = a.weights;
   ro.output_head = a.output_head;
   ro.adapters = plan.adapters;  // slots and max rank follow from the files
-  check(a.ds2d.empty() || a.ds2d == "on" || a.ds2d == "auto", "--ds2d", "must be on or auto, got '{}'", a.ds2d);
-  check(!a.ds2d.empty() || a.ds2d_forecasts.empty(), "--ds2d-forecast", "needs --ds2d");
-  check(!a.ds2d.empty() || !a.ds2d_compare, "--ds2d-compare", "needs --ds2d");
-  ro.speculation.enabled = !a.ds2d.empty();
-  ro.speculation.fallback_to_plain = a.ds2d == "auto";
-  ro.speculation.forecasts = a.ds2d_forecasts;
-  ro.speculation.budget = a.ds2d_budget;
-  ro.speculation.row_cost = a.ds2d_row_cost;
-  ro.speculation.ngram = !a.ds2d_no_ngram;
+  ro.speculation = speculation_options(a.ds2d);
+  check(ro.speculation.enabled || !a.ds2d_compare, "--ds2d-compare", "needs --ds2d");
   std::unique_ptr<Runtime> rt;
   try {
     rt = std::make_unique<Runtime>(a.model, ro);
@@ -634,20 +618,7 @@ void add_run_command(CLI::App& app, Command* selected) {
   cmd->add_option("--suffix", args->suffixes,
                   "Prompt text after the shared prompt for one stream (repeat: one per stream; "
                   "once: every stream)");
-  cmd->add_flag("--ds2d{on}", args->ds2d,
-                "Self-speculative decoding (DS2D): draft token trees from forecast embeddings and "
-                "n-grams, verify them in the next pass; output is identical to plain decoding. "
-                "--ds2d=auto decodes plainly (with a warning) when the forecasts or options do not fit");
-  cmd->add_option("--ds2d-forecast", args->ds2d_forecasts,
-                  "Forecast GGUF (chorus forecast derive / train/forecast_train.py); repeat for "
-                  "per-adapter files");
-  cmd->add_option("--ds2d-budget", args->ds2d_budget, "DS2D rows per stream and step")
-      ->capture_default_str();
-  cmd->add_option("--ds2d-row-cost", args->ds2d_row_cost,
-                  "Cost of one more row relative to a 1-row step (-1: measure; 0: always fill "
-                  "the budget)")
-      ->capture_default_str();
-  cmd->add_flag("--ds2d-no-ngram", args->ds2d_no_ngram, "No n-gram branches in DS2D trees");
+  add_ds2d_flags(cmd, &args->ds2d);
   cmd->add_flag("--ds2d-compare", args->ds2d_compare,
                 "Decode the request plainly first, then with DS2D, and report both speeds (and, when "
                 "greedy, whether the outputs are identical)");

@@ -25,7 +25,7 @@
 
 #include "chorus/chorus.h"
 #include "tools/commands.h"
-#include "tools/lora_option.h"
+#include "tools/runtime_flags.h"
 #include "util/error.h"
 
 namespace chorus::tools {
@@ -45,11 +45,7 @@ struct ServeArgs {
   int context = 0;
   int max_streams = 8;
   std::vector<std::string> loras;  // NAME=PATH[:SCALE]
-  std::string ds2d;
-  std::vector<std::string> ds2d_forecasts;
-  int ds2d_budget = 32;
-  float ds2d_row_cost = -1.0f;
-  bool ds2d_no_ngram = false;
+  Ds2dFlags ds2d;
 };
 
 // A request the client got wrong: answered with `status` and an OpenAI error body.
@@ -502,25 +498,15 @@ int run_serve(const ServeArgs& a) {
   check(a.port >= 0 && a.port <= 65535, "--port", "must be 0..65535, got {}", a.port);
   check(a.max_streams >= 1 && a.max_streams <= 64, "--max-streams", "must be 1..64, got {}",
         a.max_streams);
-  check(a.ds2d.empty() || a.ds2d == "on" || a.ds2d == "auto", "--ds2d", "must be on or auto, got '{}'", a.ds2d);
-  check(!a.ds2d.empty() || a.ds2d_forecasts.empty(), "--ds2d-forecast", "needs --ds2d");
   RuntimeOptions ro;
   ro.tokenizer = a.tokenizer;
   ro.threads = a.threads;
   ro.context = a.context;
   ro.max_streams = a.max_streams;
-  std::set<std::string> names;
-  for (const std::string& spec : a.loras) {
-    ro.adapters.push_back(parse_lora(spec));
-    check(names.insert(ro.adapters.back().name).second, "--lora", "two adapters are named '{}'",
-          ro.adapters.back().name);
-  }
-  ro.speculation.enabled = !a.ds2d.empty();
-  ro.speculation.fallback_to_plain = a.ds2d == "auto";
-  ro.speculation.forecasts = a.ds2d_forecasts;
-  ro.speculation.budget = a.ds2d_budget;
-  ro.speculation.row_cost = a.ds2d_row_cost;
-  ro.speculation.ngram = !a.ds2d_no_ngram;
+  ro.adapters = parse_loras(a.loras);
+  std::set<std::string> names;  // for the start-up line, sorted
+  for (const AdapterFile& f : ro.adapters) names.insert(f.name);
+  ro.speculation = speculation_options(a.ds2d);
 
   // SIGINT and SIGTERM go to one thread that stops the server: blocked here,
   // before the runtime's and httplib's threads exist, so they inherit the mask.
@@ -587,16 +573,7 @@ void add_serve_command(CLI::App& app, Command* selected) {
       ->capture_default_str();
   cmd->add_option("--lora", args->loras,
                   "Load an adapter: NAME=PATH[:SCALE] (repeatable); requests pick it as model NAME");
-  cmd->add_flag("--ds2d{on}", args->ds2d,
-                "DS2D self-speculative decoding (output identical to plain decoding); "
-                "--ds2d=auto decodes plainly when the forecasts do not fit");
-  cmd->add_option("--ds2d-forecast", args->ds2d_forecasts, "Forecast GGUF (repeatable)");
-  cmd->add_option("--ds2d-budget", args->ds2d_budget, "DS2D rows per stream and step")
-      ->capture_default_str();
-  cmd->add_option("--ds2d-row-cost", args->ds2d_row_cost,
-                  "Cost of one more row relative to a 1-row step (-1: measure)")
-      ->capture_default_str();
-  cmd->add_flag("--ds2d-no-ngram", args->ds2d_no_ngram, "No n-gram branches in DS2D trees");
+  add_ds2d_flags(cmd, &args->ds2d);
   cmd->callback([args, selected] { *selected = [args] { return run_serve(*args); }; });
 }
 
