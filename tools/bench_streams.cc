@@ -10,7 +10,6 @@
 #include "tools/bench_streams.h"
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -26,6 +25,7 @@
 #include "engine/engine.h"
 #include "model/lora.h"
 #include "model/model.h"
+#include "tools/bench_adapters.h"
 #include "tools/engine_options.h"
 #include "util/error.h"
 #include "util/resources.h"
@@ -81,28 +81,6 @@ Args read_args(CLI::App* bench) {
   return a;
 }
 
-// --lora files, or `count` random adapters of --lora-rank (written as GGUF
-// files to a temporary directory and loaded like any user file).
-std::vector<LoraAdapter> stream_adapters(const Args& a, const ModelConfig& c, int count) {
-  std::vector<LoraAdapter> out;
-  for (const std::string& path : a.lora) out.push_back(load_lora(path, c));
-  if (!out.empty() || a.lora_rank == 0) return out;
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / fmt::format("chorus-bench-streams-{}", ::getpid());
-  std::filesystem::create_directories(dir);
-  for (int i = 0; i < count; ++i) {
-    SyntheticLoraSpec spec;
-    spec.rank = a.lora_rank;
-    spec.alpha = a.lora_alpha > 0 ? a.lora_alpha : 4.0f * a.lora_rank;
-    spec.seed = 200 + i;
-    const std::string path = (dir / fmt::format("stream{}.gguf", i)).string();
-    write_synthetic_lora_gguf(path, c, spec);
-    out.push_back(load_lora(path, c));
-  }
-  std::filesystem::remove_all(dir);
-  return out;
-}
-
 struct Row {
   int k = 0;
   std::vector<double> pass, sequential;  // seconds per repetition
@@ -145,7 +123,7 @@ int run(const Args& a) {
   const auto model = load_model(a.model, a.tokenizer);
   const ModelConfig& c = model->config;
   const int max_k = *std::max_element(a.streams.begin(), a.streams.end());
-  const std::vector<LoraAdapter> adapters = stream_adapters(a, c, max_k);
+  const std::vector<LoraAdapter> adapters = bench_adapters(a.lora, c, max_k, a.lora_rank, a.lora_alpha, 200);
   const bool with_adapters = !adapters.empty();
   // Cells for the biggest pass: a prompt per adapter and every stream's tokens.
   const int64_t cells = static_cast<int64_t>(with_adapters ? max_k : 1) * a.n_prompt +

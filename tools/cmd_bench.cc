@@ -12,14 +12,13 @@
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "engine/engine.h"
 #include "model/lora.h"
 #include "model/model.h"
+#include "tools/bench_adapters.h"
 #include "tools/bench_streams.h"
 #include "tools/commands.h"
 #include "util/error.h"
@@ -171,29 +170,6 @@ class Runner {
   std::vector<Row> rows_;
 };
 
-// The adapters of a run: --lora files, else --lora-rank random ones for the
-// model (written as GGUF adapters to a temporary directory, then loaded
-// through the same path as user files).
-std::vector<LoraAdapter> bench_adapters(const BenchArgs& a, const ModelConfig& c) {
-  std::vector<LoraAdapter> out;
-  for (const std::string& path : a.lora) out.push_back(load_lora(path, c));
-  if (!out.empty() || a.lora_rank == 0) return out;
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / fmt::format("chorus-bench-lora-{}", ::getpid());
-  std::filesystem::create_directories(dir);
-  for (int i = 0; i < a.lora_count; ++i) {
-    SyntheticLoraSpec spec;
-    spec.rank = a.lora_rank;
-    spec.alpha = a.lora_alpha > 0 ? a.lora_alpha : 4.0f * a.lora_rank;
-    spec.seed = 100 + i;
-    const std::string path = (dir / fmt::format("adapter{}.gguf", i)).string();
-    write_synthetic_lora_gguf(path, c, spec);
-    out.push_back(load_lora(path, c));
-  }
-  std::filesystem::remove_all(dir);
-  return out;
-}
-
 // Binding is choosing a slot: the name lookup a server does per request.
 double bind_nanoseconds(const AdapterPool& pool, int n_adapters) {
   constexpr int kLookups = 100000;
@@ -256,7 +232,7 @@ int run_bench(BenchArgs a) {
   eo.threads = a.threads;
   eo.weights = weights;
   eo.output = head;
-  const std::vector<LoraAdapter> adapters = bench_adapters(a, c);
+  const std::vector<LoraAdapter> adapters = bench_adapters(a.lora, c, a.lora_count, a.lora_rank, a.lora_alpha, 100);
   for (const LoraAdapter& l : adapters) {
     eo.adapter_max_rank = std::max(eo.adapter_max_rank, l.max_rank);
   }
