@@ -126,6 +126,18 @@ double step_ms(Engine& engine, int rows, int at) {
 }
 
 // --cost-only: the step's cost curve and the speedup each tau would give.
+// Writes the results to --json-file if given; prints them and returns true
+// with --json (the table is then skipped).
+bool write_json(const EvalArgs& a, const nlohmann::json& j) {
+  if (!a.json_file.empty()) {
+    std::ofstream out(a.json_file);
+    check(static_cast<bool>(out), a.json_file, "cannot write");
+    out << j.dump(2) << "\n";
+  }
+  if (a.json) std::printf("%s\n", j.dump(2).c_str());
+  return a.json;
+}
+
 int run_cost_only(const EvalArgs& a, Engine& engine, int at) {
   std::vector<int> sizes;
   for (int r = 1; r < a.ds2d.budget; r *= 2) sizes.push_back(r);
@@ -146,15 +158,7 @@ int run_cost_only(const EvalArgs& a, Engine& engine, int at) {
     rows.push_back(e);
   }
   j["steps"] = rows;
-  if (!a.json_file.empty()) {
-    std::ofstream out(a.json_file);
-    check(static_cast<bool>(out), a.json_file, "cannot write");
-    out << j.dump(2) << "\n";
-  }
-  if (a.json) {
-    std::printf("%s\n", j.dump(2).c_str());
-    return 0;
-  }
+  if (write_json(a, j)) return 0;
   std::printf("step cost on %s at position %d, %d threads\n", a.model.c_str(), at, a.threads);
   std::printf("%6s %10s %9s", "rows", "ms/step", "x 1 row");
   for (double tau : a.taus) std::printf("  tau %.2f", tau);
@@ -373,15 +377,7 @@ int run_eval(EvalArgs a) {
   }
   j["configs"] = jc;
 
-  if (!a.json_file.empty()) {
-    std::ofstream out(a.json_file);
-    check(static_cast<bool>(out), a.json_file, "cannot write");
-    out << j.dump(2) << "\n";
-  }
-  if (a.json) {
-    std::printf("%s\n", j.dump(2).c_str());
-    return 0;
-  }
+  if (write_json(a, j)) return 0;
   std::printf(
       "DS2D on %s: %zu prompts x %d streams, %d tokens each, budget %d rows/stream, "
       "width <= %d, depth <= %d, %s shape, best of %d\n",
