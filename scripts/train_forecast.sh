@@ -7,19 +7,7 @@
 # Debian calls the system BLAS; the reference one makes training ~10x slower).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=/usr/bin/python3   # Debian's Python: python3-torch installs for it, not for pyenv's
-
-pkgs=()
-if ! "$PY" -c "import torch, numpy" 2>/dev/null; then pkgs+=(python3-torch python3-numpy); fi
-if ! dpkg-query -W -f='${Status}\n' 'libopenblas0*' 2>/dev/null | grep -q "install ok installed"; then
-  pkgs+=(libopenblas0-serial)
-fi
-if ((${#pkgs[@]})); then
-  echo "train_forecast: installing ${pkgs[*]}" >&2
-  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
-fi
+source scripts/torch_deps.sh train_forecast  # sets PY
 
 if (($#)); then exec "$PY" train/forecast_train.py "$@"; fi
 
