@@ -50,9 +50,6 @@ PROMPTS=${PROMPTS:-$ROOT/tests/data/ds2d_prompts.txt}
 MODEL=${MODEL:-$ROOT/models/stories260K.gguf}
 FORECAST=${FORECAST:-$ROOT/models/stories260K.forecast-lora.gguf}
 JOBS=${JOBS:-$(nproc)}
-NODE_LLAMA_CPP_VERSION=3.22.1  # as bench/peer.sh
-LLAMA_SRC=$PEER_DIR/llama.cpp
-LLAMA_BIN=$LLAMA_SRC/build/bin
 LLAMA_TARGETS=(llama-lookup llama-lookahead)
 
 log() { echo "[lookup-peer] $*" >&2; }
@@ -64,59 +61,19 @@ done
 [[ $N_PREDICT -ge 4 ]] || die "N_PREDICT must be >= 4"
 [[ $REPS -ge 1 ]] || die "REPS must be >= 1"
 
-# --- tools (as bench/peer.sh) ------------------------------------------------
+# --- tools -----------------------------------------------------------------
 
-apt_install() {
-  local sudo=()
-  [[ $(id -u) -ne 0 ]] && sudo=(sudo)
-  command -v apt-get >/dev/null || die "need $* (no apt-get here: install them by hand)"
-  log "installing with apt-get: $*"
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$@" >/dev/null
-}
+source "$ROOT/bench/llama_cpp.sh"  # LLAMA_SRC, LLAMA_BIN, apt_install, build_llama
 
 command -v jq >/dev/null || apt_install jq
 
 # --- llama.cpp: the clone and build bench/peer.sh keeps in $PEER_DIR ------------
 
-build_llama() {
-  mkdir -p "$PEER_DIR"
-  if [[ ! -d $LLAMA_SRC/.git ]]; then
-    local bundle=$PEER_DIR/node_modules/node-llama-cpp/llama/gitRelease.bundle
-    if [[ ! -f $bundle ]]; then
-      local need=()
-      command -v npm >/dev/null || need+=(npm)
-      command -v git >/dev/null || need+=(git)
-      [[ ${#need[@]} -eq 0 ]] || apt_install "${need[@]}"
-      log "npm install --ignore-scripts node-llama-cpp@$NODE_LLAMA_CPP_VERSION in $PEER_DIR"
-      (cd "$PEER_DIR" && npm install --ignore-scripts --no-audit --no-fund \
-        "node-llama-cpp@$NODE_LLAMA_CPP_VERSION" >"$PEER_DIR/npm.log" 2>&1) ||
-        die "npm install failed, see $PEER_DIR/npm.log"
-    fi
-    rm -rf "$LLAMA_SRC"
-    log "cloning llama.cpp from the package's git bundle"
-    git clone -q "$bundle" "$LLAMA_SRC" || die "git clone of $bundle failed"
-  fi
-  [[ -f $LLAMA_SRC/examples/lookup/lookup.cpp ]] ||
-    die "$LLAMA_SRC has no examples/lookup: not the llama.cpp this script was written for"
-  if [[ ! -f $LLAMA_SRC/build/CMakeCache.txt ]]; then
-    local need=()
-    command -v cmake >/dev/null || need+=(cmake)
-    command -v c++ >/dev/null || need+=(build-essential)
-    [[ ${#need[@]} -eq 0 ]] || apt_install "${need[@]}"
-    # The same configuration as bench/peer.sh, so both share one build folder.
-    cmake -S "$LLAMA_SRC" -B "$LLAMA_SRC/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
-      -DLLAMA_CURL=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TESTS=OFF >"$PEER_DIR/cmake.log" 2>&1 ||
-      die "cmake configure failed, see $PEER_DIR/cmake.log"
-  fi
-  log "building ${LLAMA_TARGETS[*]} (log in $PEER_DIR/build-lookup.log; 10+ minutes from scratch on 2 cores)"
-  cmake --build "$LLAMA_SRC/build" --config Release -j"$JOBS" --target "${LLAMA_TARGETS[@]}" \
-    >"$PEER_DIR/build-lookup.log" 2>&1 || die "llama.cpp build failed, see $PEER_DIR/build-lookup.log"
-}
-
 for t in "${LLAMA_TARGETS[@]}"; do
-  if [[ ! -x $LLAMA_BIN/$t ]]; then build_llama; break; fi
+  if [[ ! -x $LLAMA_BIN/$t ]]; then build_llama build-lookup.log "${LLAMA_TARGETS[@]}"; break; fi
 done
+[[ -f $LLAMA_SRC/examples/lookup/lookup.cpp ]] ||
+  die "$LLAMA_SRC has no examples/lookup: not the llama.cpp this script was written for"
 for t in "${LLAMA_TARGETS[@]}"; do
   [[ -x $LLAMA_BIN/$t ]] || die "$LLAMA_BIN/$t missing after the build"
 done

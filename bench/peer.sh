@@ -23,9 +23,6 @@ PEER_DIR=${CHORUS_PEER_DIR:-$HOME/.cache/chorus-peer}
 CHORUS_BIN=${CHORUS_BIN:-$ROOT/build/chorus}
 THREADS=${THREADS:-2}
 REPS=${REPS:-3}
-NODE_LLAMA_CPP_VERSION=3.22.1
-LLAMA_SRC=$PEER_DIR/llama.cpp
-LLAMA_BIN=$LLAMA_SRC/build/bin
 BIG=$PEER_DIR/tinyllama-1.1b-q4_0.gguf
 SMALL=$ROOT/models/stories260K.gguf
 
@@ -33,13 +30,7 @@ log() { echo "[peer] $*" >&2; }
 
 # --- tools -----------------------------------------------------------------
 
-apt_install() {
-  local sudo=()
-  [[ $(id -u) -ne 0 ]] && sudo=(sudo)
-  log "installing with apt-get: $*"
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$@" >/dev/null
-}
+source "$ROOT/bench/llama_cpp.sh"  # LLAMA_SRC, LLAMA_BIN, apt_install, build_llama
 
 # jq parses the JSON; GNU time (/usr/bin/time -v) measures peak RSS.
 need=()
@@ -49,40 +40,8 @@ command -v jq >/dev/null || need+=(jq)
 
 # --- llama.cpp ---------------------------------------------------------------
 
-build_llama() {
-  mkdir -p "$PEER_DIR"
-  local bundle=$PEER_DIR/node_modules/node-llama-cpp/llama/gitRelease.bundle
-  if [[ ! -f $bundle ]]; then
-    local need=()
-    command -v npm >/dev/null || need+=(npm)
-    command -v git >/dev/null || need+=(git)
-    [[ ${#need[@]} -eq 0 ]] || apt_install "${need[@]}"
-    log "npm install --ignore-scripts node-llama-cpp@$NODE_LLAMA_CPP_VERSION in $PEER_DIR"
-    (cd "$PEER_DIR" && npm install --ignore-scripts --no-audit --no-fund \
-      "node-llama-cpp@$NODE_LLAMA_CPP_VERSION" >"$PEER_DIR/npm.log" 2>&1) ||
-      { log "npm install failed, see $PEER_DIR/npm.log"; exit 1; }
-  fi
-  if [[ ! -d $LLAMA_SRC/.git ]]; then
-    rm -rf "$LLAMA_SRC"
-    log "cloning llama.cpp from the package's git bundle"
-    git clone -q "$bundle" "$LLAMA_SRC"
-  fi
-  local need=()
-  command -v cmake >/dev/null || need+=(cmake)
-  command -v c++ >/dev/null || need+=(build-essential)
-  [[ ${#need[@]} -eq 0 ]] || apt_install "${need[@]}"
-  log "building llama-bench, llama-batched-bench, llama-perplexity"
-  log "(this takes 10+ minutes on 2 cores; log in $PEER_DIR/build.log)"
-  cmake -S "$LLAMA_SRC" -B "$LLAMA_SRC/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
-    -DLLAMA_CURL=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TESTS=OFF >"$PEER_DIR/cmake.log" 2>&1 ||
-    { log "cmake configure failed, see $PEER_DIR/cmake.log"; exit 1; }
-  cmake --build "$LLAMA_SRC/build" --config Release -j"$(nproc)" \
-    --target llama-bench llama-batched-bench llama-perplexity >"$PEER_DIR/build.log" 2>&1 ||
-    { log "llama.cpp build failed, see $PEER_DIR/build.log"; exit 1; }
-}
-
 if [[ ! -x $LLAMA_BIN/llama-bench || ! -x $LLAMA_BIN/llama-batched-bench || ! -x $LLAMA_BIN/llama-perplexity ]]; then
-  build_llama
+  build_llama build.log llama-bench llama-batched-bench llama-perplexity
 fi
 
 # --- chorus and the model -----------------------------------------------------
