@@ -15,6 +15,7 @@
 
 #include "decode/ds2d_testing.h"
 #include "model/lora.h"
+#include "test_util/error_of.h"
 #include "util/error.h"
 
 namespace chorus {
@@ -330,16 +331,7 @@ TEST_F(Ds2d, WithAnAdapterIdenticalToPlain) {
   EXPECT_NE(tuner.for_adapter(-1).forecast(1, 0), AcceptanceStats().forecast(1, 0));
 }
 
-// The message of the Error thrown by f, or "" when none is thrown.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test_util::error_of;
 
 TEST_F(Ds2d, RejectsBadInputBeforeAnyStep) {
   Engine engine(*model_, engine_options(32));

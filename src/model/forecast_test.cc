@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gguf/writer.h"
+#include "test_util/error_of.h"
 #include "util/error.h"
 
 namespace chorus {
@@ -43,16 +44,7 @@ class ForecastFile : public ::testing::Test {
   fs::path dir_;
 };
 
-// The message of the Error thrown by f, or "" when none is thrown.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test_util::error_of;
 
 TEST_F(ForecastFile, RoundTrips) {
   const ForecastEmbeddings f = sample(4);

@@ -19,6 +19,7 @@
 #include "gguf/writer.h"
 #include "model/model.h"
 #include "model/safetensors.h"
+#include "test_util/error_of.h"
 #include "util/error.h"
 
 namespace chorus {
@@ -27,15 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test_util::error_of;
 
 // stories260K's attention (8 heads sharing 4 KV heads, head dim 8) on fewer layers.
 ModelConfig small_config() {

@@ -12,6 +12,7 @@
 
 #include "gguf/quants.h"
 #include "gguf/writer.h"
+#include "test_util/error_of.h"
 #include "util/error.h"
 
 namespace chorus {
@@ -47,16 +48,7 @@ void write_bytes(const std::string& path, const char* data, size_t n) {
   out.write(data, static_cast<std::streamsize>(n));
 }
 
-// The message of the Error thrown by f, or "" when none is thrown.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test_util::error_of;
 
 void expect_stories_shape(const ModelConfig& c) {
   EXPECT_EQ(c.architecture, "llama");

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "test_util/error_of.h"
 #include "util/error.h"
 #include "util/half.h"
 
@@ -19,15 +20,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test_util::error_of;
 
 // An image with `header` as its JSON and `data_bytes` zero bytes of data.
 std::vector<uint8_t> image(const std::string& header, size_t data_bytes) {
