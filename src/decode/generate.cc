@@ -8,9 +8,7 @@
 #include "util/resources.h"
 
 namespace chorus {
-namespace {
 
-// True when a stop string ends inside the last `new_bytes` bytes of text.
 bool hits_stop(const std::string& text, size_t new_bytes, const std::vector<std::string>& stops) {
   for (const std::string& s : stops) {
     if (s.empty()) continue;
@@ -20,8 +18,6 @@ bool hits_stop(const std::string& text, size_t new_bytes, const std::vector<std:
   }
   return false;
 }
-
-}  // namespace
 
 GenerateStats generate(ReferenceForward& forward, std::span<const int32_t> prompt,
                        const GenerateParams& params, const OnToken& on_token) {

@@ -24,6 +24,10 @@ struct GenerateParams {
 
 enum class StopReason { kLength, kEndOfGeneration, kStopString, kCallback };
 
+// True when a stop string ends inside the last `new_bytes` bytes of text
+// (the bytes the latest token added): the check every decode loop makes.
+bool hits_stop(const std::string& text, size_t new_bytes, const std::vector<std::string>& stops);
+
 struct GenerateStats {
   int n_prompt = 0;
   int n_generated = 0;            // tokens passed to on_token

@@ -75,17 +75,6 @@ int32_t ranked_token(std::span<const float> logits, int rank) {
   return ids[rank];
 }
 
-// True when a stop string ends inside the last `new_bytes` bytes of text.
-bool hits_stop(const std::string& text, size_t new_bytes, const std::vector<std::string>& stops) {
-  for (const std::string& s : stops) {
-    if (s.empty()) continue;
-    const size_t from =
-        text.size() >= s.size() + new_bytes ? text.size() - s.size() - new_bytes : 0;
-    if (std::string_view(text).substr(from).find(s) != std::string_view::npos) return true;
-  }
-  return false;
-}
-
 // Streams that share an adapter share one prefill of the prompt: the first
 // stream of each adapter owns it. owner[i] is the owner of stream i.
 std::vector<int> prompt_owners(const MultiStreamRequest& req) {
