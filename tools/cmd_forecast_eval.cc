@@ -438,8 +438,12 @@ void add_forecast_eval_command(CLI::App& forecast, Command* selected) {
   cmd->add_option("--row-cost", a->ds2d.row_cost, "Cost of a row relative to a 1-row step")
       ->capture_default_str();
   cmd->add_option("--forecast-rows", a->ds2d.forecast_rows,
-                  "Fixed forecast rows per node (with --fixed-shape; -1: all)")
+                  "Fixed forecast rows per chain (with --fixed-shape; -1: all)")
       ->capture_default_str();
+  cmd->add_option("--forecast-chains", a->ds2d.forecast_chains,
+                  "Nodes with a forecast chain, the likeliest walk ends (-1: choose; 0: every node)")
+      ->capture_default_str()
+      ->check(CLI::Range(-1, 1 << 16));
   cmd->add_flag(
       "--fixed-shape", [a](int64_t) { a->ds2d.dynamic = false; }, "Do not adapt the tree shape");
   cmd->add_flag("--cost-only", a->cost_only,

@@ -67,6 +67,7 @@ class Ds2dLoop {
   float measured_row_cost(Ds2dTuner& tuner);
   void plan(size_t i, int budget);  // appends stream i's rows
   void verify(size_t i, std::span<const float> logits);
+  void choose_chains(Lane& lane, const TreeShape& shape);
 
   Engine& engine_;
   std::span<StreamState> streams_;
@@ -81,6 +82,8 @@ class Ds2dLoop {
   std::vector<Lane> lanes_;
   ShapeChooser shapes_;
   TreeWorkspace work_;
+  std::vector<float> ends_;  // choose_chains' scratch
+  std::vector<int> order_;
   std::vector<Row> rows_;
   std::vector<int> commits_;
   std::vector<size_t> live_;
@@ -194,6 +197,8 @@ void Ds2dLoop::plan(size_t i, int budget) {
   req.row_cost = row_cost_;
   req.fixed_forecasts = options_.dynamic ? -1 : options_.forecast_rows;
   if (req.fixed_forecasts < 0 && !options_.dynamic) req.fixed_forecasts = req.max_forecasts;
+  req.fixed_chains = options_.forecast_chains;
+  if (req.fixed_chains < 0 && !options_.dynamic) req.fixed_chains = 0;
   if (lane.steps++ % kReshapeSteps == 0 || budget != lane.shape_budget || remaining <= 1) {
     lane.shape = shapes_.choose(lane.stats, req);
     lane.shape_budget = remaining <= 1 ? -1 : budget;  // the last step's shape is not kept
@@ -216,9 +221,10 @@ void Ds2dLoop::plan(size_t i, int budget) {
   limits.max_nodes = shape.max_nodes;
   limits.max_depth = std::max(0, max_depth);
   limits.max_width = options_.max_width;
-  limits.forecast_rows = shape.forecast_rows;
+  limits.forecast_rows = shape.chains > 0 ? 0 : shape.forecast_rows;
   limits.row_cost = row_cost_;
   build_draft_tree(s.next, cand, lane.stats, limits, &lane.nodes, &work_);
+  choose_chains(lane, shape);
 
   // Rows: the root (not tentative: plain decoding would feed it too), the
   // other nodes (parents first), then each node's forecast chain.
@@ -240,7 +246,7 @@ void Ds2dLoop::plan(size_t i, int budget) {
   }
   for (DraftNode& node : lane.nodes) {
     const int32_t pos = s.pos + node.depth;
-    node.n_forecast = static_cast<int16_t>(std::min(shape.forecast_rows, context_ - 1 - pos));
+    node.n_forecast = static_cast<int16_t>(std::min<int>(node.n_forecast, context_ - 1 - pos));
     node.forecast_row = node.n_forecast > 0 ? static_cast<int32_t>(rows_.size()) : -1;
     for (int k = 1; k <= node.n_forecast; ++k) {
       Row r;
@@ -256,6 +262,24 @@ void Ds2dLoop::plan(size_t i, int budget) {
     }
     stats_.forecast_rows += node.n_forecast;
   }
+}
+
+// Marks the nodes that get a forecast chain (DraftNode::n_forecast): all of
+// them, or the shape's count of likeliest walk ends.
+void Ds2dLoop::choose_chains(Lane& lane, const TreeShape& shape) {
+  std::vector<DraftNode>& nodes = lane.nodes;
+  if (shape.chains <= 0 || shape.chains >= static_cast<int>(nodes.size())) {
+    for (DraftNode& n : nodes) n.n_forecast = static_cast<int16_t>(shape.forecast_rows);
+    return;
+  }
+  for (DraftNode& n : nodes) n.n_forecast = 0;
+  end_probabilities(nodes, &ends_);
+  order_.resize(nodes.size());
+  for (size_t n = 0; n < order_.size(); ++n) order_[n] = static_cast<int>(n);
+  // Ties (equal estimates) to the shallower node: the earlier index.
+  std::partial_sort(order_.begin(), order_.begin() + shape.chains, order_.end(),
+                    [&](int a, int b) { return ends_[a] != ends_[b] ? ends_[a] > ends_[b] : a < b; });
+  for (int c = 0; c < shape.chains; ++c) nodes[order_[c]].n_forecast = static_cast<int16_t>(shape.forecast_rows);
 }
 
 void Ds2dLoop::verify(size_t i, std::span<const float> logits) {
@@ -297,14 +321,23 @@ void Ds2dLoop::verify(size_t i, std::span<const float> logits) {
                           find_child(lane.nodes, parent, token) >= 0);
   }
 
-  // The deepest accepted node's forecast rows propose the next tree.
+  // The deepest accepted node's forecast rows propose the next tree. When
+  // it has none, the nearest accepted ancestor's do, `shift` levels up: its
+  // row k forecasts next tree's depth k - shift + 1.
   lane.ranked_depth = 0;
   if (s.done) return;
   const DraftNode& last = lane.nodes[walk.path.back()];
-  for (int k = 0; k < last.n_forecast && k < AcceptanceStats::kMaxDepth; ++k) {
-    const size_t row = static_cast<size_t>(last.forecast_row + k);
-    top_tokens(logits.subspan(row * n_vocab_, n_vocab_), lane.ranked.data() + k * kStride, kStride);
-    lane.ranked_depth = k + 1;
+  for (size_t d = walk.path.size(); d-- > 0;) {
+    const DraftNode& from = lane.nodes[walk.path[d]];
+    if (from.n_forecast == 0) continue;
+    const int shift = last.depth - from.depth;
+    for (int k = shift; k < from.n_forecast && k - shift < AcceptanceStats::kMaxDepth; ++k) {
+      const size_t row = static_cast<size_t>(from.forecast_row + k);
+      top_tokens(logits.subspan(row * n_vocab_, n_vocab_), lane.ranked.data() + (k - shift) * kStride,
+                 kStride);
+      lane.ranked_depth = k - shift + 1;
+    }
+    break;
   }
 }
 
@@ -323,6 +356,8 @@ void validate_ds2d(const Engine& engine, const Ds2dOptions& o,
         "the match lengths must satisfy 1 <= min <= max, got {}..{}", o.ngram_min, o.ngram_max);
   check(o.forecast_rows >= -1, "ds2d forecast_rows", "must be -1 (all) or >= 0, got {}",
         o.forecast_rows);
+  check(o.forecast_chains >= -1 && o.forecast_chains <= max_rows, "ds2d forecast_chains",
+        "must be -1 (choose), 0 (every node) or 1..{}, got {}", max_rows, o.forecast_chains);
   check(o.row_cost >= 0 || o.row_cost == -1.0f, "ds2d row_cost",
         "must be >= 0, or -1 to measure it, got {}", o.row_cost);
   check(forecasts.size() <= 1 || forecasts.size() == n_streams, "ds2d forecasts",

@@ -5,12 +5,13 @@
 // token tree to the SAME engine step. The tree's root is the stream's next
 // token; its other nodes are guesses for the following positions taken from
 // the forecast logits of the previous step (and optionally from n-gram
-// matches in the text). Every node is followed by its own chain of forecast
-// rows (ForecastEmbeddings), so one pass both verifies this tree and drafts
-// the next one. The walk down the tree (ds2d_verify.h) samples the model's
-// own token at each node and keeps the matching child, so the output is
-// exactly what plain decoding gives; accepted nodes are committed into the
-// stream's KV cache, everything else is dropped by the next step.
+// matches in the text). The nodes where the walk most likely ends are
+// followed by their own chain of forecast rows (ForecastEmbeddings), so one
+// pass both verifies this tree and drafts the next one. The walk down the
+// tree (ds2d_verify.h) samples the model's own token at each node and keeps
+// the matching child, so the output is exactly what plain decoding gives;
+// accepted nodes are committed into the stream's KV cache, everything else
+// is dropped by the next step.
 //
 // Files: ds2d_tree (candidates -> tree), ds2d_shape (forecast rows and
 // nodes per step, from ds2d_stats' running acceptance), ds2d_verify (the
@@ -44,7 +45,11 @@ struct Ds2dOptions {
   // Choose forecast rows per node (and so depth and width) every step from
   // running acceptance statistics; false: always `forecast_rows`.
   bool dynamic = true;
-  int forecast_rows = -1;  // fixed forecast rows per node when !dynamic; -1: all m
+  int forecast_rows = -1;  // fixed forecast rows per chain when !dynamic; -1: all m
+  // Nodes that get a forecast chain: the likeliest ends of the walk (see
+  // ds2d_shape.h). -1: chosen with the rest of the shape (when dynamic;
+  // a chain after every node otherwise); 0: every node; >= 1: that many.
+  int forecast_chains = -1;
   // Cost of one more row relative to a 1-row step (see TreeLimits): nodes
   // are added while they raise expected tokens per unit of step cost. 0
   // spends the budget whenever a node has any chance; -1 measures it on the

@@ -173,6 +173,12 @@ TEST(Ds2dTree, RowCostStopsUnprofitableNodes) {
   EXPECT_LT(costly.size(), 6u);
 }
 
+// Rows a shape spends at most: its nodes, plus a chain after each of them
+// or after `chains` of them.
+int rows_of(const TreeShape& s) {
+  return s.chains == 0 ? s.max_nodes * (1 + s.forecast_rows) : s.max_nodes + s.chains * s.forecast_rows;
+}
+
 TEST(Ds2dShape, FollowsAcceptanceAtDepth) {
   ShapeChooser chooser;
   ShapeRequest req;
@@ -197,14 +203,19 @@ TEST(Ds2dShape, FollowsAcceptanceAtDepth) {
   const TreeShape b = chooser.choose(shallow, req);
   EXPECT_GE(a.forecast_rows, 4);
   EXPECT_LE(b.forecast_rows, 2);
-  EXPECT_GT(b.max_nodes, a.max_nodes);
   EXPECT_GT(a.expected, b.expected);
-  for (const TreeShape& s : {a, b}) EXPECT_LE(s.max_nodes * (1 + s.forecast_rows), req.budget);
+  for (const TreeShape& s : {a, b}) EXPECT_LE(rows_of(s), req.budget);
 
   // A fixed shape is taken as given; no forecasts means every row a node.
   req.fixed_forecasts = 3;
+  req.fixed_chains = 0;
   EXPECT_EQ(chooser.choose(shallow, req).forecast_rows, 3);
+  EXPECT_EQ(chooser.choose(shallow, req).chains, 0);
   EXPECT_EQ(chooser.choose(shallow, req).max_nodes, 8);
+  req.fixed_chains = 2;
+  EXPECT_EQ(chooser.choose(shallow, req).chains, 2);
+  EXPECT_EQ(chooser.choose(shallow, req).max_nodes, 32 - 2 * 3);
+  req.fixed_chains = -1;
   req.fixed_forecasts = -1;
   req.max_forecasts = 0;
   EXPECT_EQ(chooser.choose(deep, req).forecast_rows, 0);
@@ -213,6 +224,29 @@ TEST(Ds2dShape, FollowsAcceptanceAtDepth) {
   req.max_forecasts = 6;
   req.budget = 1;
   EXPECT_EQ(chooser.choose(deep, req).forecast_rows, 0);
+}
+
+// P(walk ends at a node) = its reach minus its children's; they add up
+// to the root's 1.
+TEST(Ds2dShape, EndProbabilities) {
+  std::vector<DraftNode> nodes(4);
+  nodes[1].parent = 0;
+  nodes[1].prob = 0.6f;
+  nodes[2].parent = 0;
+  nodes[2].prob = 0.3f;
+  nodes[3].parent = 1;
+  nodes[3].prob = 0.4f;
+  std::vector<float> ends;
+  end_probabilities(nodes, &ends);
+  ASSERT_EQ(ends.size(), 4u);
+  EXPECT_NEAR(ends[0], 0.1f, 1e-6);
+  EXPECT_NEAR(ends[1], 0.2f, 1e-6);
+  EXPECT_NEAR(ends[2], 0.3f, 1e-6);
+  EXPECT_NEAR(ends[3], 0.4f, 1e-6);
+  // Sibling estimates adding up past their parent never go negative.
+  nodes[2].prob = 0.5f;
+  end_probabilities(nodes, &ends);
+  EXPECT_EQ(ends[0], 0.0f);
 }
 
 // Logits that make `next[t]` the argmax after token t.

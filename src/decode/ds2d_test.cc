@@ -69,6 +69,17 @@ std::vector<std::pair<std::string, Ds2dOptions>> shapes() {
   o.row_cost = 0.3f;
   o.max_depth = 3;
   out.push_back({"row cost 0.3", o});
+  // Chains on a few likely ends only: walks that stop at a node without one
+  // draft from an ancestor's chain.
+  o = {};
+  o.row_cost = 0;
+  o.dynamic = false;
+  o.forecast_rows = 3;
+  o.forecast_chains = 1;
+  out.push_back({"one chain", o});
+  o.forecast_chains = 0;
+  o.budget = 16;
+  out.push_back({"a chain per node", o});
   return out;
 }
 
