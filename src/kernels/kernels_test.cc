@@ -213,6 +213,9 @@ std::vector<Case> ragged_cases() {
   cases.push_back({19, 288, 70, 0, 19, 19});
   cases.push_back({9, 1056, 13, 2, 9, 11});
   cases.push_back({16, 64, 64, 0, 16, 16});
+  // Group pairs with partial lanes at both ends and an odd group left over.
+  cases.push_back({44, 160, 8, 5, 37, 44});
+  cases.push_back({40, 96, 3, 0, 40, 41});
   // More blocks than one unpacked run of the batched path (partial sums
   // added across runs), and a slice ending inside a row group.
   cases.push_back({21, 32 * 131, 9, 3, 13, 21});
