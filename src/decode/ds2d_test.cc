@@ -402,6 +402,12 @@ TEST_F(Ds2d, RejectsBadInputBeforeAnyStep) {
   o.row_cost = -2;
   EXPECT_NE(attempt(o, {forecast_}).find("ds2d row_cost"), std::string::npos);
   o = {};
+  o.forecast_chains = -2;
+  EXPECT_NE(attempt(o, {forecast_}).find("ds2d forecast_chains"), std::string::npos);
+  o.forecast_chains = 33;
+  EXPECT_NE(attempt(o, {forecast_}).find("ds2d forecast_chains: must be -1 (choose), 0 (every node) or 1..32"),
+            std::string::npos);
+  o = {};
   EXPECT_NE(attempt(o, {forecast_, forecast_}, 3).find("2 forecast sets for 3 streams"),
             std::string::npos);
   // Nothing ran: the cache is untouched.
