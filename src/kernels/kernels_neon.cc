@@ -36,6 +36,7 @@
 
 #include "kernels/attend_impl.h"
 #include "kernels/isa_tables.h"
+#include "kernels/lora_impl.h"
 #include "util/half.h"
 
 #if defined(__clang__)
@@ -468,13 +469,7 @@ void lora_expand(const uint16_t* bt, int rank, int64_t out, const float* t, int6
   for (int64_t o = o0; o < o1; o += kTile) {
     const int width = static_cast<int>(std::min<int64_t>(kTile, o1 - o));
     if (width < kTile) {  // ragged end of the range: plain loops
-      for (int j = 0; j < rank; ++j) {
-        for (int g = 0; g < n; ++g) {
-          const float tj = t[g * ldt + j];
-          float* yr = y + rows[g] * ldy + o;
-          for (int c = 0; c < width; ++c) yr[c] += tj * f16_to_f32(bt[j * out + o + c]);
-        }
-      }
+      lora_expand_plain(bt, rank, out, t, ldt, rows, n, y, ldy, o, o1);
       continue;
     }
     for (int j0 = 0; j0 < rank; j0 += kRanks) {
