@@ -26,7 +26,6 @@
 
 #include "kernels/attend_impl.h"
 #include "kernels/isa_tables.h"
-#include "kernels/lora_impl.h"
 #include "util/half.h"
 
 #if defined(__clang__)
@@ -167,11 +166,15 @@ inline void store_lanes(float* out, __m256 v, int lo, int hi) {
 // three float ops for the scales and the min term; the unpack of a tile
 // (3 ops per 32-byte vector) is shared by the T rows. Only the first pass
 // over a group prefetches: later ones find its tiles in L1/L2.
+//
+// A row's float arithmetic is the same for every T (one accumulator chain:
+// block b's scaled dot, then its min term), so its result never depends on
+// how many rows share the call. Only the exact integer part differs: with
+// few rows a second i16 chain hides latencies, with more the rows
+// themselves are independent chains, and registers run out.
 template <ScaleFormat F, int T>
 void int4_group(const Int4Matrix& w, int64_t g, const QuantizedActivations* x, float* y, int64_t ldy, int lo,
                 int hi, bool prefetch) {
-  // Few activation rows: a second set of chains hides latencies; with more
-  // the rows themselves are independent chains, and registers run out.
   constexpr bool kTwoChains = T <= 2;
   const int64_t nb = w.blocks();
   const uint8_t* tile = w.tile(g, 0);
@@ -180,11 +183,8 @@ void int4_group(const Int4Matrix& w, int64_t g, const QuantizedActivations* x, f
   const uint8_t* mp = w.symmetric ? nullptr : w.mins.data() + g * group_params;
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256 acc[T], accm[T];
-  CHORUS_UNROLL for (int t = 0; t < T; ++t) {
-    acc[t] = _mm256_setzero_ps();
-    accm[t] = _mm256_setzero_ps();
-  }
+  __m256 acc[T];
+  CHORUS_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b, tile += kInt4TileBytes) {
     if (prefetch) {
       _mm_prefetch(reinterpret_cast<const char*>(tile + kStreamPrefetch), _MM_HINT_T0);
@@ -215,17 +215,10 @@ void int4_group(const Int4Matrix& w, int64_t g, const QuantizedActivations* x, f
       if constexpr (kTwoChains) d = _mm256_add_epi32(d, _mm256_madd_epi16(p2[t], ones));
       const __m256 dot = _mm256_cvtepi32_ps(d);
       acc[t] = _mm256_fmadd_ps(dot, _mm256_mul_ps(sw, _mm256_broadcast_ss(x[t].scale + b)), acc[t]);
-      if constexpr (kTwoChains) {
-        accm[t] = _mm256_fmadd_ps(mw, _mm256_broadcast_ss(x[t].scaled_sum + b), accm[t]);
-      } else {
-        acc[t] = _mm256_fmadd_ps(mw, _mm256_broadcast_ss(x[t].scaled_sum + b), acc[t]);
-      }
+      acc[t] = _mm256_fmadd_ps(mw, _mm256_broadcast_ss(x[t].scaled_sum + b), acc[t]);
     }
   }
-  CHORUS_UNROLL for (int t = 0; t < T; ++t) {
-    const __m256 v = kTwoChains ? _mm256_add_ps(acc[t], accm[t]) : acc[t];
-    store_lanes(y + t * ldy + g * kRowGroup, v, lo, hi);
-  }
+  CHORUS_UNROLL for (int t = 0; t < T; ++t) store_lanes(y + t * ldy + g * kRowGroup, acc[t], lo, hi);
 }
 
 // Activation rows t in [0, n) through group g, kInt4ActTile at a time.
@@ -275,9 +268,11 @@ void matmul_int4(const Int4Matrix& w, const QuantizedActivations* x, int n, floa
 
 // Like int4_row_stream: one weight row at a time with a software prefetch,
 // up to 4 activation rows sharing each loaded block.
+// Block k of each 8 goes to accumulator k % kAcc whatever T is, so a row's
+// sum never depends on how many rows share the call.
 template <int T>
 void int8_row(const Int8Matrix& w, const QuantizedActivations* x, float* y, int64_t ldy, int64_t r) {
-  constexpr int kAcc = T == 1 ? 4 : 2;  // enough independent FMA chains
+  constexpr int kAcc = 2;  // independent FMA chains per row
   const int64_t nb = w.blocks();
   const int8_t* q = w.row_quants(r);
   const uint8_t* scales = reinterpret_cast<const uint8_t*>(w.scales.data());
@@ -521,53 +516,69 @@ void lora_shrink(const uint16_t* a, int rank, int64_t in, const float* x, int64_
 }
 
 // LoRA expand over column tiles of 32: a tile of B^T is converted to f32 once
-// (for up to 64 ranks at a time) and reused by every row of the group.
+// (for up to 64 ranks at a time) and reused by every row of the group. A
+// ragged tile at the end of the range takes the same path with masked loads
+// and stores, so every output column gets the same chain of FMAs wherever
+// the caller's range (a thread's slice) starts and ends.
 void lora_expand(const uint16_t* bt, int rank, int64_t out, const float* t, int64_t ldt,
                  const int32_t* rows, int n, float* y, int64_t ldy, int64_t o0, int64_t o1) {
-  constexpr int kTile = 32, kRanks = 64;
+  constexpr int kTile = 32, kRanks = 64, kVecs = kTile / 8;
   alignas(32) float tile[kRanks][kTile];
   for (int64_t o = o0; o < o1; o += kTile) {
-    const int width = static_cast<int>(std::min<int64_t>(kTile, o1 - o));
-    if (width < kTile) {  // ragged end of the range: plain loops
-      lora_expand_plain(bt, rank, out, t, ldt, rows, n, y, ldy, o, o1);
-      continue;
+    const int64_t width = std::min<int64_t>(kTile, o1 - o);
+    __m256i mask[kVecs];
+    int64_t count[kVecs];
+    for (int k = 0; k < kVecs; ++k) {
+      count[k] = std::clamp<int64_t>(width - 8 * k, 0, 8);
+      mask[k] = lane_mask(count[k]);
     }
     for (int j0 = 0; j0 < rank; j0 += kRanks) {
       const int nr = std::min(kRanks, rank - j0);
       for (int j = 0; j < nr; ++j) {
-        const uint16_t* src = bt + (j0 + j) * out + o;
-        for (int c = 0; c < kTile; c += 8) {
-          _mm256_store_ps(&tile[j][c], _mm256_cvtph_ps(_mm_loadu_si128(
-                                           reinterpret_cast<const __m128i*>(src + c))));
+        const uint8_t* src = reinterpret_cast<const uint8_t*>(bt + (j0 + j) * out + o);
+        for (int k = 0; k < kVecs; ++k) {
+          _mm256_store_ps(&tile[j][8 * k], load_params<ScaleFormat::kF16>(src, 8 * k, count[k]));
         }
       }
       for (int g = 0; g < n; ++g) {
         float* yr = y + rows[g] * ldy + o;
         const float* tg = t + g * ldt + j0;
-        __m256 acc[4];
-        for (int k = 0; k < 4; ++k) acc[k] = _mm256_loadu_ps(yr + 8 * k);
+        __m256 acc[kVecs];
+        for (int k = 0; k < kVecs; ++k) acc[k] = _mm256_maskload_ps(yr + 8 * k, mask[k]);
         for (int j = 0; j < nr; ++j) {
           const __m256 tj = _mm256_set1_ps(tg[j]);
-          for (int k = 0; k < 4; ++k) acc[k] = _mm256_fmadd_ps(tj, _mm256_load_ps(&tile[j][8 * k]), acc[k]);
+          for (int k = 0; k < kVecs; ++k) acc[k] = _mm256_fmadd_ps(tj, _mm256_load_ps(&tile[j][8 * k]), acc[k]);
         }
-        for (int k = 0; k < 4; ++k) _mm256_storeu_ps(yr + 8 * k, acc[k]);
+        for (int k = 0; k < kVecs; ++k) _mm256_maskstore_ps(yr + 8 * k, mask[k], acc[k]);
       }
     }
   }
 }
 
-// Scores of 8 cells at once: the 8 products q * K_j (HD vectors each) are
-// summed per cell with a tree of horizontal adds that leaves cell j in lane
-// j, instead of one horizontal sum per cell.
+// A cell's score is the 8-lane sum of its products q * K (HD vectors),
+// reduced as ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)): the order
+// the horizontal-add tree of scores8 gives, so a cell's score is the same
+// bits whether it is scored in a run of 8 or alone. Which cells fall in a
+// run of 8 depends on how the caller splits its cells into committed and
+// in-step ones, which must not change the result.
+template <int HD>
+inline __m256 cell_products(const __m256* qv, const float* k) {
+  __m256 acc = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k));
+  CHORUS_UNROLL for (int v = 1; v < HD; ++v) acc = _mm256_fmadd_ps(qv[v], _mm256_loadu_ps(k + 8 * v), acc);
+  return acc;
+}
+
+inline float hsum_tree(__m256 v) {
+  const __m256 h = _mm256_hadd_ps(v, v);  // (l0+l1, l2+l3, ..) per 128-bit half
+  const __m256 h2 = _mm256_hadd_ps(h, h);
+  return _mm256_cvtss_f32(_mm256_add_ps(h2, _mm256_permute2f128_ps(h2, h2, 0x01)));
+}
+
+// Scores of 8 cells at once: cell j's sum lands in lane j.
 template <int HD>
 inline __m256 scores8(const __m256* qv, const float* keys, int64_t stride, const int32_t* cells) {
   __m256 p[8];
-  CHORUS_UNROLL for (int j = 0; j < 8; ++j) {
-    const float* k = keys + cells[j] * stride;
-    __m256 acc = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k));
-    CHORUS_UNROLL for (int v = 1; v < HD; ++v) acc = _mm256_fmadd_ps(qv[v], _mm256_loadu_ps(k + 8 * v), acc);
-    p[j] = acc;
-  }
+  CHORUS_UNROLL for (int j = 0; j < 8; ++j) p[j] = cell_products<HD>(qv, keys + cells[j] * stride);
   const __m256 t0 = _mm256_hadd_ps(p[0], p[1]), t1 = _mm256_hadd_ps(p[2], p[3]);
   const __m256 t2 = _mm256_hadd_ps(p[4], p[5]), t3 = _mm256_hadd_ps(p[6], p[7]);
   const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
@@ -580,20 +591,24 @@ inline void score_run(const __m256* qv, const float* keys, int64_t stride, const
                       __m256 scale, float* s) {
   int j = 0;
   for (; j + 8 <= n; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(scores8<HD>(qv, keys, stride, cells + j), scale));
-  for (; j < n; ++j) {
-    const float* k = keys + cells[j] * stride;
-    __m256 acc = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k));
-    CHORUS_UNROLL for (int v = 1; v < HD; ++v) acc = _mm256_fmadd_ps(qv[v], _mm256_loadu_ps(k + 8 * v), acc);
-    s[j] = hsum(acc) * _mm256_cvtss_f32(scale);
-  }
+  for (; j < n; ++j) s[j] = hsum_tree(cell_products<HD>(qv, keys + cells[j] * stride)) * _mm256_cvtss_f32(scale);
 }
 
-// out += sum_j s[j] V_j over one run of cells, in registers (two sets of
-// accumulators so that FMA latency does not bind on small heads).
+// out += sum_j s[j] V_j over one run of cells, in registers with two sets
+// of accumulators so that FMA latency does not bind on small heads. Cell j
+// of the row's whole list (committed cells, then in-step ones) goes to set
+// j % 2, so the sums are in position order per set wherever the list is
+// split into runs; `first` is the index of the run's first cell there.
 template <int HD>
-inline void value_run(const float* values, int64_t stride, const int32_t* cells, int n, const float* s,
+inline void value_run(const float* values, int64_t stride, const int32_t* cells, int n, const float* s, int first,
                       __m256* acc0, __m256* acc1) {
   int j = 0;
+  if (n > 0 && first % 2 == 1) {  // an odd cell first: it goes to set 1
+    const float* v1 = values + cells[0] * stride;
+    const __m256 s1 = _mm256_broadcast_ss(s);
+    CHORUS_UNROLL for (int v = 0; v < HD; ++v) acc1[v] = _mm256_fmadd_ps(s1, _mm256_loadu_ps(v1 + 8 * v), acc1[v]);
+    j = 1;
+  }
   for (; j + 2 <= n; j += 2) {
     const float* v0 = values + cells[j] * stride;
     const float* v1 = values + cells[j + 1] * stride;
@@ -625,8 +640,8 @@ void attend_vec(const float* keys, const float* values, int64_t stride, const in
     softmax(s, n);
     __m256 acc0[HD], acc1[HD];
     CHORUS_UNROLL for (int v = 0; v < HD; ++v) acc0[v] = acc1[v] = _mm256_setzero_ps();
-    value_run<HD>(values, stride, cells_a, na, s, acc0, acc1);
-    value_run<HD>(values, stride, cells_b, nb, s + na, acc0, acc1);
+    value_run<HD>(values, stride, cells_a, na, s, 0, acc0, acc1);
+    value_run<HD>(values, stride, cells_b, nb, s + na, na, acc0, acc1);
     CHORUS_UNROLL for (int v = 0; v < HD; ++v) _mm256_storeu_ps(out + h * HD * 8 + 8 * v, _mm256_add_ps(acc0[v], acc1[v]));
   }
 }

@@ -8,7 +8,6 @@
 
 #include "kernels/attend_impl.h"
 #include "kernels/isa_tables.h"
-#include "kernels/lora_impl.h"
 #include "kernels/reference_ops.h"
 #include "util/half.h"
 
@@ -163,6 +162,17 @@ void lora_shrink(const uint16_t* a, int rank, int64_t in, const float* x, int64_
   }
 }
 
+void lora_expand(const uint16_t* bt, int rank, int64_t out, const float* t, int64_t ldt, const int32_t* rows,
+                 int n, float* y, int64_t ldy, int64_t o0, int64_t o1) {
+  for (int j = 0; j < rank; ++j) {
+    const uint16_t* bj = bt + j * out;
+    for (int g = 0; g < n; ++g) {
+      const float tj = t[g * ldt + j];
+      float* yr = y + rows[g] * ldy;
+      for (int64_t o = o0; o < o1; ++o) yr[o] += tj * f16_to_f32(bj[o]);
+    }
+  }
+}
 
 void attend(const float* keys, const float* values, int64_t stride, const int32_t* cells_a, int na,
             const int32_t* cells_b, int nb, int head_dim, int g, float scale, const float* q, float* out,
@@ -185,7 +195,7 @@ constexpr KernelTable kTable = {
     .silu_mul = silu_mul,
     .attend = attend,
     .lora_shrink = lora_shrink,
-    .lora_expand = lora_expand_plain,
+    .lora_expand = lora_expand,
 };
 
 }  // namespace

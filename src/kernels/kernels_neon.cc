@@ -36,7 +36,6 @@
 
 #include "kernels/attend_impl.h"
 #include "kernels/isa_tables.h"
-#include "kernels/lora_impl.h"
 #include "util/half.h"
 
 #if defined(__clang__)
@@ -461,21 +460,21 @@ void lora_shrink(const uint16_t* a, int rank, int64_t in, const float* x, int64_
 }
 
 // LoRA expand over column tiles of 32: a tile of B^T is converted to f32 once
-// (for up to 64 ranks at a time) and reused by every row of the group.
+// (for up to 64 ranks at a time) and reused by every row of the group. A
+// ragged tile at the end of the range goes through the same FMAs on a
+// zero-padded copy, so every output column gets the same chain of FMAs
+// wherever the caller's range (a thread's slice) starts and ends.
 void lora_expand(const uint16_t* bt, int rank, int64_t out, const float* t, int64_t ldt,
                  const int32_t* rows, int n, float* y, int64_t ldy, int64_t o0, int64_t o1) {
   constexpr int kTile = 32, kRanks = 64;
   alignas(16) float tile[kRanks][kTile];
   for (int64_t o = o0; o < o1; o += kTile) {
     const int width = static_cast<int>(std::min<int64_t>(kTile, o1 - o));
-    if (width < kTile) {  // ragged end of the range: plain loops
-      lora_expand_plain(bt, rank, out, t, ldt, rows, n, y, ldy, o, o1);
-      continue;
-    }
     for (int j0 = 0; j0 < rank; j0 += kRanks) {
       const int nr = std::min(kRanks, rank - j0);
       for (int j = 0; j < nr; ++j) {
-        const uint16_t* src = bt + (j0 + j) * out + o;
+        alignas(16) uint16_t src[kTile] = {};
+        std::memcpy(src, bt + (j0 + j) * out + o, static_cast<size_t>(width) * sizeof(uint16_t));
         for (int c = 0; c < kTile; c += 8) {
           const float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(src + c));
           vst1q_f32(&tile[j][c], vcvt_f32_f16(vget_low_f16(h)));
@@ -485,13 +484,17 @@ void lora_expand(const uint16_t* bt, int rank, int64_t out, const float* t, int6
       for (int g = 0; g < n; ++g) {
         float* yr = y + rows[g] * ldy + o;
         const float* tg = t + g * ldt + j0;
+        alignas(16) float ybuf[kTile] = {};
+        float* yt = width == kTile ? yr : ybuf;
+        if (width < kTile) std::memcpy(ybuf, yr, static_cast<size_t>(width) * sizeof(float));
         float32x4_t acc[8];
-        CHORUS_UNROLL for (int k = 0; k < 8; ++k) acc[k] = vld1q_f32(yr + 4 * k);
+        CHORUS_UNROLL for (int k = 0; k < 8; ++k) acc[k] = vld1q_f32(yt + 4 * k);
         for (int j = 0; j < nr; ++j) {
           const float tj = tg[j];
           CHORUS_UNROLL for (int k = 0; k < 8; ++k) acc[k] = vfmaq_n_f32(acc[k], vld1q_f32(&tile[j][4 * k]), tj);
         }
-        CHORUS_UNROLL for (int k = 0; k < 8; ++k) vst1q_f32(yr + 4 * k, acc[k]);
+        CHORUS_UNROLL for (int k = 0; k < 8; ++k) vst1q_f32(yt + 4 * k, acc[k]);
+        if (width < kTile) std::memcpy(yr, ybuf, static_cast<size_t>(width) * sizeof(float));
       }
     }
   }
