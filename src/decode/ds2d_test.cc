@@ -44,45 +44,6 @@ class Ds2d : public ::testing::Test {
 Model* Ds2d::model_ = nullptr;
 ForecastEmbeddings* Ds2d::forecast_ = nullptr;
 
-// Shapes that exercise different trees: the full budget on every step
-// (row_cost 0), small budgets, fixed shapes, n-gram branches alone.
-std::vector<std::pair<std::string, Ds2dOptions>> shapes() {
-  std::vector<std::pair<std::string, Ds2dOptions>> out;
-  Ds2dOptions o;
-  o.row_cost = 0;
-  out.push_back({"full budget", o});
-  o.ngram = false;
-  out.push_back({"forecasts only", o});
-  o = {};
-  o.row_cost = 0;
-  o.budget = 6;
-  o.max_width = 2;
-  out.push_back({"budget 6", o});
-  o = {};
-  o.row_cost = 0;
-  o.dynamic = false;
-  o.forecast_rows = 2;
-  o.max_width = 3;
-  o.budget = 24;
-  out.push_back({"fixed 2 forecasts", o});
-  o = {};
-  o.row_cost = 0.3f;
-  o.max_depth = 3;
-  out.push_back({"row cost 0.3", o});
-  // Chains on a few likely ends only: walks that stop at a node without one
-  // draft from an ancestor's chain.
-  o = {};
-  o.row_cost = 0;
-  o.dynamic = false;
-  o.forecast_rows = 3;
-  o.forecast_chains = 1;
-  out.push_back({"one chain", o});
-  o.forecast_chains = 0;
-  o.budget = 16;
-  out.push_back({"a chain per node", o});
-  return out;
-}
-
 TEST_F(Ds2d, GreedyFromBosMatchesTheReferenceIds) {
   Engine engine(*model_, engine_options());
   Ds2dStats stats;

@@ -43,9 +43,11 @@ inline ForecastEmbeddings stories_forecasts(const Model& model, int count = 4) {
   return f;
 }
 
-// The ten story openings of tests/data/ds2d_prompts.txt, tokenized with BOS.
-inline std::vector<std::vector<int32_t>> story_prompts(const Model& model) {
-  std::ifstream in(test_data::source_path("tests/data/ds2d_prompts.txt"));
+// The story openings of a file in tests/data, one per line, tokenized with
+// BOS: by default the ten of ds2d_prompts.txt.
+inline std::vector<std::vector<int32_t>> story_prompts(const Model& model,
+                                                       const std::string& file = "ds2d_prompts.txt") {
+  std::ifstream in(test_data::source_path("tests/data/" + file));
   std::vector<std::vector<int32_t>> out;
   for (std::string line; std::getline(in, line);) {
     if (!line.empty()) out.push_back(model.tokenizer->encode(line, true));
@@ -102,6 +104,45 @@ inline MultiStreamRequest greedy_request(std::vector<int32_t> prompt, int stream
     req.streams.push_back(spec);
   }
   return req;
+}
+
+// Shapes that exercise different trees: the full budget on every step
+// (row_cost 0), small budgets, fixed shapes, n-gram branches alone.
+inline std::vector<std::pair<std::string, Ds2dOptions>> shapes() {
+  std::vector<std::pair<std::string, Ds2dOptions>> out;
+  Ds2dOptions o;
+  o.row_cost = 0;
+  out.push_back({"full budget", o});
+  o.ngram = false;
+  out.push_back({"forecasts only", o});
+  o = {};
+  o.row_cost = 0;
+  o.budget = 8;  // the most forecasts shipped (m = 6) plus the root and one node
+  o.max_width = 2;
+  out.push_back({"budget 8", o});
+  o = {};
+  o.row_cost = 0;
+  o.dynamic = false;
+  o.forecast_rows = 2;
+  o.max_width = 3;
+  o.budget = 24;
+  out.push_back({"fixed 2 forecasts", o});
+  o = {};
+  o.row_cost = 0.3f;
+  o.max_depth = 3;
+  out.push_back({"row cost 0.3", o});
+  // Chains on a few likely ends only: walks that stop at a node without one
+  // draft from an ancestor's chain.
+  o = {};
+  o.row_cost = 0;
+  o.dynamic = false;
+  o.forecast_rows = 3;
+  o.forecast_chains = 1;
+  out.push_back({"one chain", o});
+  o.forecast_chains = 0;
+  o.budget = 16;
+  out.push_back({"a chain per node", o});
+  return out;
 }
 
 }  // namespace chorus::ds2d_testing
