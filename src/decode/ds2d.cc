@@ -176,6 +176,9 @@ Ds2dStats Ds2dLoop::run() {
       engine_.commit(commits_);
     }
   }
+  // The last trees' rejected rows would hold their cells until the next
+  // step; free them now so the loop leaves only its streams' cells behind.
+  engine_.kv_cache().drop_pending();
   stats_.seconds = now_seconds() - t0;
   stats_.row_cost = row_cost_;
   return stats_;
