@@ -10,8 +10,8 @@ expect_out() {
   local frags=()
   while [[ "$1" != "--" ]]; do frags+=("$1"); shift; done
   shift
-  local out status
-  out=$(timeout 60 "$@" 2>&1); status=$?
+  local out status=0
+  out=$(timeout 60 "$@" 2>&1) || status=$?
   if [[ $status -ne 0 ]]; then fail "$what: exit status $status: $out"; return; fi
   for f in "${frags[@]}"; do
     if [[ "$out" != *"$f"* ]]; then fail "$what: output lacks '$f': $out"; return; fi
