@@ -48,5 +48,5 @@ expect_error "bench -r 0" "repetitions" "$CHORUS" bench -m "$M" -r 0
 expect_error "bench --streams 65" "stream counts" "$CHORUS" bench -m "$M" --streams 65
 expect_error "bench --weights bad" "--weights" "$CHORUS" bench -m "$M" --weights q3
 expect_error "bench missing model" "stories-missing.gguf" "$CHORUS" bench -m "$TMP/stories-missing.gguf"
-expect_usage_error "bench without -m" "$CHORUS" bench
+expect_usage_error "bench without -m" "--model is required" "$CHORUS" bench
 finish

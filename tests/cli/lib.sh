@@ -35,16 +35,18 @@ expect_error() {
   echo "ok: $what -> $out"
 }
 
-# expect_usage_error "description" cmd...: a malformed command line exits 2
-# or more (CLI11's codes) with a message, never by a signal.
+# expect_usage_error "description" "message fragment" cmd...: a malformed
+# command line exits 2 or more (CLI11's codes), never by a signal, and says
+# the fragment on stderr.
 expect_usage_error() {
-  local what="$1"; shift
+  local what="$1" fragment="$2"; shift 2
   local out status=0
   out=$(timeout 60 "$@" 2>&1 >/dev/null) || status=$?
-  if [[ $status -eq 0 || $status -ge 128 || -z "$out" ]]; then
-    fail "$what: exit status $status (stderr: $out)"; return
+  if [[ $status -lt 2 || $status -ge 124 ]]; then
+    fail "$what: exit status $status, want 2..123 (stderr: $out)"; return
   fi
-  echo "ok: $what -> status $status"
+  if [[ "$out" != *"$fragment"* ]]; then fail "$what: stderr lacks '$fragment': $out"; return; fi
+  echo "ok: $what -> status $status: $out"
 }
 
 finish() {

@@ -82,6 +82,6 @@ expect_error "synth adapter with an unknown target" "--targets" "$CHORUS" synth 
 expect_error "synth adapter with rank 0" "--rank" "$CHORUS" synth --lora "$TMP/x" -m "$M" --rank 0
 expect_error "synth adapter in an unknown format" "--format" "$CHORUS" synth --lora "$TMP/x" -m "$M" --format bin
 expect_error "synth adapter into a missing directory" "$TMP/no/such" "$CHORUS" synth --lora "$TMP/no/such/x.gguf" -m "$M"
-expect_usage_error "--lora with --shape" "$CHORUS" synth --lora "$TMP/x" --shape tiny
-expect_usage_error "--rank without --lora" "$CHORUS" synth --shape tiny -o "$TMP/x.gguf" --rank 4
+expect_usage_error "--lora with --shape" "--shape excludes --lora" "$CHORUS" synth --lora "$TMP/x" --shape tiny
+expect_usage_error "--rank without --lora" "--rank requires --lora" "$CHORUS" synth --shape tiny -o "$TMP/x.gguf" --rank 4
 finish
