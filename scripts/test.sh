@@ -2,8 +2,12 @@
 # Installs what is missing, builds chorus and runs the whole test suite.
 #   scripts/test.sh            release build in build/
 #   scripts/test.sh --asan     AddressSanitizer + UBSan build in build-asan/
+# Besides the build packages (scripts/deps.sh), Debian's python3-torch and
+# python3-numpy: tests/cli/train_forecast.sh runs the forecast trainer
+# (ctest reports it as not run without them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/torch_deps.sh test
 dir=build; args=()
 if [[ "${1:-}" == "--asan" ]]; then
   dir=build-asan; args=(-DCMAKE_BUILD_TYPE=Debug -DCHORUS_SANITIZE=ON)

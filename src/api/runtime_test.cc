@@ -1,4 +1,5 @@
 // The public API on stories260K: text in, k streams out, adapters by name.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@ namespace chorus {
 namespace {
 
 namespace fs = std::filesystem;
+using ::testing::HasSubstr;
 
 const std::string kModel = test_data::source_path("models/stories260K.gguf");
 
@@ -33,6 +35,18 @@ Request greedy(std::string prompt, int n) {
   r.ignore_eos = true;
   r.sampling.temperature = 0.0f;
   return r;
+}
+
+// What the std::runtime_error (the public API's error type) thrown by f
+// says, or "(no error)".
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 StreamOptions with_adapter(std::string name) {
@@ -180,39 +194,50 @@ TEST(Runtime, AdaptersByName) {
 
   // Unknown names fail before any work; unloading frees the name and slot.
   req.streams = {with_adapter("a"), with_adapter("formal")};
-  EXPECT_THROW(rt.generate(req), std::runtime_error);
-  EXPECT_THROW(rt.load_adapter("a", Adapters::path(1)), std::runtime_error);
+  EXPECT_THAT(error_of([&] { rt.generate(req); }),
+              HasSubstr("no adapter named 'formal' is loaded (loaded: a, b)"));
+  EXPECT_THAT(error_of([&] { rt.load_adapter("a", Adapters::path(1)); }),
+              HasSubstr("a: an adapter of this name is already loaded"));
   rt.unload_adapter("a");
   EXPECT_EQ(rt.adapters(), std::vector<std::string>{"b"});
-  EXPECT_THROW(rt.unload_adapter("a"), std::runtime_error);
+  EXPECT_THAT(error_of([&] { rt.unload_adapter("a"); }),
+              HasSubstr("no adapter named 'a' is loaded (loaded: b)"));
   rt.load_adapter("c", Adapters::path(0));
 }
 
 TEST(Runtime, BadInputThrows) {
-  EXPECT_THROW(Runtime(kModel + ".missing"), std::runtime_error);
+  EXPECT_THAT(error_of([] { Runtime(kModel + ".missing"); }),
+              HasSubstr("stories260K.gguf.missing: cannot open"));
   RuntimeOptions o = small();
   o.threads = 0;
-  EXPECT_THROW(Runtime(kModel, o), std::runtime_error);
+  EXPECT_THAT(error_of([&] { Runtime(kModel, o); }), HasSubstr("threads: must be 1..256, got 0"));
   o = small();
   o.weights = "int3";
-  EXPECT_THROW(Runtime(kModel, o), std::runtime_error);
+  EXPECT_THAT(error_of([&] { Runtime(kModel, o); }), HasSubstr("unknown format 'int3'"));
   o = small();
   o.adapters = {{"a", "/no/such/adapter.gguf"}};
-  EXPECT_THROW(Runtime(kModel, o), std::runtime_error);
+  EXPECT_THAT(error_of([&] { Runtime(kModel, o); }),
+              HasSubstr("/no/such/adapter.gguf: cannot open"));
 
   Runtime rt(kModel, small(64));
   Request req = greedy("Once upon a time", 8);
   req.streams.resize(5);  // max_streams = 4
-  EXPECT_THROW(rt.generate(req), std::runtime_error);
+  EXPECT_THAT(error_of([&] { rt.generate(req); }),
+              HasSubstr("5 streams exceed the engine's capacity of 4"));
   req.streams.resize(2);
   req.n_predict = 60;
-  EXPECT_THROW(rt.generate(req), std::runtime_error);
+  EXPECT_THAT(error_of([&] { rt.generate(req); }),
+              HasSubstr("60 to generate exceed the context of 64"));
   req.n_predict = -2;
-  EXPECT_THROW(rt.generate(req), std::runtime_error);
+  EXPECT_THAT(error_of([&] { rt.generate(req); }),
+              HasSubstr("n_predict: must be -1 (fill the context) or >= 0, got -2"));
   req = greedy("", 4);
   req.add_bos = false;
-  EXPECT_THROW(rt.generate(req), std::runtime_error);
-  EXPECT_THROW(rt.load_adapter("a", Adapters::path(0)), std::runtime_error);  // no slots
+  EXPECT_THAT(error_of([&] { rt.generate(req); }),
+              HasSubstr("prompt: is empty and no BOS token is added"));
+  // No slots: the pool has room for no rank at all.
+  EXPECT_THAT(error_of([&] { rt.load_adapter("a", Adapters::path(0)); }),
+              HasSubstr("rank 4 exceeds the adapter pool's max rank 0"));
   // Still usable after every error.
   EXPECT_EQ(rt.generate(greedy("Once", 4)).streams[0].tokens.size(), 4u);
 }
@@ -221,7 +246,7 @@ TEST(Runtime, SpeculationAutoFallsBackToPlainDecoding) {
   RuntimeOptions o = small();
   o.speculation.enabled = true;
   o.speculation.budget = 100000;  // does not fit any engine
-  EXPECT_THROW(Runtime(kModel, o), std::runtime_error);
+  EXPECT_THAT(error_of([&] { Runtime(kModel, o); }), HasSubstr("ds2d budget: must be 1.."));
   o.speculation.fallback_to_plain = true;
   Runtime rt(kModel, o);
   const Result r = rt.generate(greedy("Once upon a time", 16));

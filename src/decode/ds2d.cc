@@ -102,6 +102,7 @@ Ds2dLoop::Ds2dLoop(Engine& engine, std::span<StreamState> streams, const DecodeL
       context_(engine.options().context),
       lanes_(streams.size()) {
   Ds2dTuner& pools = tuner != nullptr ? *tuner : local_tuner_;
+  const size_t max_rows = static_cast<size_t>(engine.options().max_rows);
   row_cost_ = options.row_cost;
   if (row_cost_ < 0) row_cost_ = measured_row_cost(pools);
   for (size_t i = 0; i < streams.size(); ++i) {
@@ -110,9 +111,20 @@ Ds2dLoop::Ds2dLoop(Engine& engine, std::span<StreamState> streams, const DecodeL
     lane.pool = &pools.for_adapter(streams[i].adapter);
     lane.stats = *lane.pool;
     lane.ranked.assign(static_cast<size_t>(AcceptanceStats::kMaxDepth) * kStride, -1);
+    // Every buffer at its largest (a tree has at most max_rows nodes, each
+    // with at most max_width + 1 children, max_depth levels below the
+    // root), so no step allocates, however late the largest tree comes.
+    lane.ngram.reserve(options.max_depth);
+    lane.nodes.reserve(max_rows);
+    lane.walk.path.reserve(options.max_depth + 1);
+    lane.walk.model_tokens.reserve(options.max_depth + 1);
   }
-  rows_.reserve(engine.options().max_rows);
-  commits_.reserve(engine.options().max_rows);
+  work_.heap.reserve(static_cast<size_t>(max_rows) * (options.max_width + 1));
+  ends_.reserve(max_rows);
+  order_.reserve(max_rows);
+  stats_.accepted_length.reserve(options.max_depth + 1);
+  rows_.reserve(max_rows);
+  commits_.reserve(max_rows);
   live_.reserve(streams.size());
 }
 

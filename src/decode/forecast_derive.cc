@@ -355,7 +355,10 @@ ForecastEmbeddings Deriver::run(ForecastDeriveReport* report) {
     rep.start_accuracy.push_back(start.top1);
     rep.log_likelihood.push_back(best_score.log_likelihood);
     rep.accuracy.push_back(best_score.top1);
+    rep.start_top4.push_back(start.top4);
     rep.top4.push_back(best_score.top4);
+    rep.start_score.push_back(start.merit());
+    rep.score.push_back(best_score.merit());
     rep.positions = static_cast<int>(all.size());
     say(
         fmt::format("forecast {}: top-1 {:.3f} (mean {:.3f}), top-4 {:.3f} (mean {:.3f}), "

@@ -53,8 +53,11 @@ struct ForecastDeriveReport {
   // (weighted mean) and for the result.
   std::vector<double> start_accuracy, accuracy;
   std::vector<double> start_log_likelihood, log_likelihood;
-  std::vector<double> top4;  // of the result: the true token among its first four
-  int positions = 0;         // evaluated per forecast
+  std::vector<double> start_top4, top4;  // the true token among the first four
+  // What a stage is kept on: top-4 hits + top-1 hits + 0.1 x mean
+  // probability of the true token (the result's is never below the start's).
+  std::vector<double> start_score, score;
+  int positions = 0;  // evaluated per forecast
   double seconds = 0;
 };
 

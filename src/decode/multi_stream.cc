@@ -191,6 +191,7 @@ MultiStreamResult run_streams(Engine& engine, const MultiStreamRequest& req,
     s.history.assign(req.prompt.begin(), req.prompt.end());
     s.history.insert(s.history.end(), spec.suffix.begin(), spec.suffix.end());
     result.streams[i].n_prompt = s.pos;
+    result.streams[i].tokens.reserve(req.limits.n_predict);  // reporting a token allocates nothing
   }
 
   // Every reported token passes here: stop strings, results, timings, then

@@ -22,6 +22,13 @@ void validate(const SamplerParams& p) {
 
 Sampler::Sampler(const SamplerParams& params) : params_(params), rng_(params.seed) {
   validate(params_);
+  // The penalty's window fills up over the first tokens: sized once here
+  // (up to a bound; a longer one grows by doubling in apply_penalty), so
+  // sampling allocates nothing once the first call has sized the rest.
+  constexpr int kWindowReserve = 4096;
+  if (params_.repeat_last_n > 0) {
+    window_.reserve(static_cast<size_t>(std::min(params_.repeat_last_n, kWindowReserve)));
+  }
 }
 
 double Sampler::uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
@@ -35,6 +42,9 @@ void Sampler::apply_penalty(std::span<const int32_t> history) {
   // cand_ is still indexed by token id here. Each distinct token is
   // penalized once, however often it repeats (llama.cpp's rule).
   std::vector<int32_t>& window = window_;
+  // With the whole history (repeat_last_n = -1) the window keeps growing:
+  // by doubling, not by the one token assign() would reallocate for.
+  if (window.capacity() < n) window.reserve(std::max(n, 2 * window.capacity()));
   window.assign(history.end() - n, history.end());
   std::sort(window.begin(), window.end());
   window.erase(std::unique(window.begin(), window.end()), window.end());

@@ -60,15 +60,53 @@ TEST(Sampler, SameSeedSameSequence) {
   for (int i = 0; i < 200; ++i) ASSERT_EQ(a.sample(logits, {}), sa[i]);
 }
 
+// Pearson's chi-square of `n` draws against the distribution `probs`, and
+// its critical value at p = 0.001 for len(probs) - 1 degrees of freedom
+// (Wilson-Hilferty).
+struct Fit {
+  double x2, crit;
+};
+Fit fit(Sampler& s, const std::vector<float>& logits, const std::vector<double>& probs, int n) {
+  std::vector<int> count(probs.size(), 0);
+  for (int i = 0; i < n; ++i) ++count.at(s.sample(logits, {}));
+  double x2 = 0;
+  for (size_t i = 0; i < probs.size(); ++i) {
+    const double want = n * probs[i];
+    x2 += (count[i] - want) * (count[i] - want) / want;
+  }
+  const double k = static_cast<double>(probs.size()) - 1;
+  const double z = 3.09;  // one-sided p = 0.001
+  return {x2, k * std::pow(1 - 2 / (9 * k) + z * std::sqrt(2 / (9 * k)), 3)};
+}
+
+// softmax(logits / temperature).
+std::vector<double> tempered(const std::vector<float>& logits, double temperature) {
+  std::vector<double> p;
+  double sum = 0;
+  for (float l : logits) sum += p.emplace_back(std::exp(l / temperature));
+  for (double& q : p) q /= sum;
+  return p;
+}
+
+// The draws follow softmax(logits / T) closely enough that the same check
+// fails a sampler whose temperature is 10% off.
 TEST(Sampler, DrawFollowsProbabilities) {
-  const std::vector<float> logits = logits_for({0.5, 0.3, 0.2});
-  Sampler s(plain(1.0f, 7));
-  std::map<int32_t, int> count;
-  const int n = 20000;
-  for (int i = 0; i < n; ++i) ++count[s.sample(logits, {})];
-  EXPECT_NEAR(count[0] / double(n), 0.5, 0.02);
-  EXPECT_NEAR(count[1] / double(n), 0.3, 0.02);
-  EXPECT_NEAR(count[2] / double(n), 0.2, 0.02);
+  const std::vector<float> logits = logits_for({0.3, 0.22, 0.17, 0.13, 0.1, 0.08});
+  constexpr int n = 100000;
+  for (float t : {0.7f, 1.0f, 1.5f}) {
+    SCOPED_TRACE(t);
+    const std::vector<double> want = tempered(logits, t);
+    for (uint64_t seed : {7, 8}) {
+      Sampler right(plain(t, seed));
+      const Fit f = fit(right, logits, want, n);
+      EXPECT_LT(f.x2, f.crit) << "seed " << seed;
+      for (float wrong : {0.9f * t, 1.1f * t}) {
+        Sampler s(plain(wrong, seed));
+        const Fit w = fit(s, logits, want, n);
+        EXPECT_GT(w.x2, w.crit) << "a sampler at " << wrong << " passes, seed " << seed;
+      }
+    }
+  }
 }
 
 TEST(Sampler, TopKOneIsGreedy) {

@@ -1,66 +1,15 @@
-// (6) A steady-state step allocates nothing. This file replaces the global
-// operator new/delete of the whole test binary with counting versions; the
-// counter is read only around the steps under test.
+// (6) A steady-state step allocates nothing. The test binary counts every
+// heap allocation, whatever the path (operator new, malloc, aligned_alloc as
+// AlignedBuffer uses, ...; test_util/count_allocations.h); the counter is
+// read only around the steps under test.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <cstdlib>
-#include <new>
 #include <vector>
 
 #include "engine/engine.h"
-
-namespace {
-std::atomic<long> g_allocations{0};
-
-void* counted_alloc(std::size_t n, std::size_t align) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (n == 0) n = 1;
-  void* p = align <= alignof(std::max_align_t)
-                ? std::malloc(n)
-                : std::aligned_alloc(align, (n + align - 1) / align * align);
-  return p;
-}
-void* counted_alloc_or_throw(std::size_t n, std::size_t align) {
-  void* p = counted_alloc(n, align);
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-constexpr std::size_t kPlain = alignof(std::max_align_t);
-}  // namespace
-
-void* operator new(std::size_t n) { return counted_alloc_or_throw(n, kPlain); }
-void* operator new[](std::size_t n) { return counted_alloc_or_throw(n, kPlain); }
-void* operator new(std::size_t n, std::align_val_t a) {
-  return counted_alloc_or_throw(n, static_cast<std::size_t>(a));
-}
-void* operator new[](std::size_t n, std::align_val_t a) {
-  return counted_alloc_or_throw(n, static_cast<std::size_t>(a));
-}
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  return counted_alloc(n, kPlain);
-}
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-  return counted_alloc(n, kPlain);
-}
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return counted_alloc(n, static_cast<std::size_t>(a));
-}
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return counted_alloc(n, static_cast<std::size_t>(a));
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
+#include "test_util/count_allocations.h"
+#include "util/aligned_buffer.h"
 
 namespace chorus {
 namespace {
@@ -76,11 +25,70 @@ Row make_row(int32_t token, int pos, int16_t stream, int32_t parent, bool tentat
   return r;
 }
 
-TEST(EngineAllocations, CounterSeesAllocations) {
-  const long before = g_allocations.load();
-  auto* p = new std::vector<int>(100);
-  delete p;
-  EXPECT_GE(g_allocations.load() - before, 2);
+using test_util::heap_allocations;
+
+// Keeps the compiler from eliding an allocation whose block is never used.
+void escape(void* p) { asm volatile("" : : "g"(p) : "memory"); }
+
+struct alignas(128) OverAligned {
+  float x[32];
+};
+
+// Every path counts, so a zero below means no allocation at all.
+TEST(EngineAllocations, CounterSeesEveryAllocationPath) {
+  auto counted = [](auto&& allocate) {
+    const long before = heap_allocations();
+    allocate();
+    return heap_allocations() - before;
+  };
+  EXPECT_EQ(counted([] {
+              auto* p = new std::vector<int>(100);  // the vector and its array
+              escape(p);
+              delete p;
+            }),
+            2);
+  EXPECT_EQ(counted([] {
+              auto* p = new OverAligned;  // operator new with std::align_val_t
+              escape(p);
+              delete p;
+            }),
+            1);
+  EXPECT_EQ(counted([] {
+              void* p = std::malloc(24);
+              escape(p);
+              p = std::realloc(p, 4096);
+              escape(p);
+              std::free(p);
+            }),
+            2);
+  EXPECT_EQ(counted([] {
+              void* p = std::calloc(4, 8);
+              escape(p);
+              std::free(p);
+            }),
+            1);
+  EXPECT_EQ(counted([] {
+              void* p = std::aligned_alloc(64, 256);
+              escape(p);
+              std::free(p);
+            }),
+            1);
+  EXPECT_EQ(counted([] {
+              void* p = nullptr;
+              if (posix_memalign(&p, 64, 100) == 0) escape(p);
+              std::free(p);
+            }),
+            1);
+  EXPECT_EQ(counted([] {
+              AlignedBuffer<float> b(1000);
+              escape(b.data());
+            }),
+            1);
+  EXPECT_EQ(counted([] {
+              auto b = AlignedBuffer<float>::uninitialized(1000);
+              escape(b.data());
+            }),
+            1);
 }
 
 TEST(EngineAllocations, SteadyStateStepsAllocateNothing) {
@@ -145,9 +153,9 @@ TEST(EngineAllocations, SteadyStateStepsAllocateNothing) {
   };
   run_round();  // first use of every path
 
-  const long before = g_allocations.load();
+  const long before = heap_allocations();
   for (int round = 0; round < 10; ++round) run_round();
-  const long allocations = g_allocations.load() - before;
+  const long allocations = heap_allocations() - before;
   EXPECT_EQ(allocations, 0);
   EXPECT_EQ(e.kv_cache().stream_length(3), 6 + 3 * 11);
 }

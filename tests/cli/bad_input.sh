@@ -35,6 +35,6 @@ expect_error "quantize to an unwritable path" "$TMP/missing/x.gguf" "$CHORUS" qu
 expect_error "quantize to a type chorus cannot write" "q6_K" "$CHORUS" quantize "$M" "$TMP/x.gguf" --type q6_K
 "$CHORUS" synth --shape tiny -o "$TMP/tiny.gguf" 2>/dev/null
 expect_error "KL base with another vocabulary" "vocabulary" "$CHORUS" perplexity -m "$M" -f "$SRC/tests/data/stories.txt" --kl-divergence "$TMP/tiny.gguf"
-expect_usage_error "unknown subcommand" "$CHORUS" frobnicate
-expect_usage_error "non-numeric -n" "$CHORUS" run -m "$M" -p hi -n lots
+expect_usage_error "unknown subcommand" "A subcommand is required" "$CHORUS" frobnicate
+expect_usage_error "non-numeric -n" "Could not convert: --n-predict = lots" "$CHORUS" run -m "$M" -p hi -n lots
 finish

@@ -4,12 +4,13 @@ source "$(dirname "$0")/lib.sh"
 M="$SRC/models/stories260K.gguf"
 ARGS=(-m "$M" -p 32 -n 16 -r 1 --streams 2)
 
-out=$(timeout 60 "$CHORUS" bench "${ARGS[@]}" 2>&1)
-[[ $? -eq 0 ]] || fail "bench table run failed: $out"
+status=0
+out=$(timeout 60 "$CHORUS" bench "${ARGS[@]}" 2>&1) || status=$?
+[[ $status -eq 0 ]] || fail "bench table run: exit status $status: $out"
 [[ "$out" == *"| model | size | params | backend | threads | test | t/s |"* ]] && echo "ok: table header" \
   || fail "table header missing: $out"
 for t in "pp32" "tg16" "tg16 x2 streams"; do
-  line=$(echo "$out" | grep -F "| $t |")
+  line=$(grep -F "| $t |" <<<"$out" || true)  # a missing row fails below
   tps=$(echo "$line" | awk -F'|' '{print $8}' | awk '{print $1}')
   if [[ -n "$tps" ]] && awk -v v="$tps" 'BEGIN{exit !(v > 0)}'; then
     echo "ok: table $t $tps t/s"
@@ -20,14 +21,15 @@ done
 [[ "$out" == *"peak RSS"* && "$out" == *"packed weights"* && "$out" == *"KV"* ]] && echo "ok: summary line" \
   || fail "summary line missing: $out"
 
-json=$(timeout 60 "$CHORUS" bench "${ARGS[@]}" --json -o "$TMP/bench.json" 2>/dev/null)
-[[ $? -eq 0 ]] || fail "bench --json failed"
+status=0
+json=$(timeout 60 "$CHORUS" bench "${ARGS[@]}" --json -o "$TMP/bench.json" 2>"$TMP/err") || status=$?
+[[ $status -eq 0 ]] || fail "bench --json: exit status $status: $(tail -5 "$TMP/err")"
 cmp -s <(echo "$json") "$TMP/bench.json" && echo "ok: -o writes the printed JSON" || fail "-o file differs from --json output"
 # No JSON parser is assumed: check each test object for its name and a
 # positive tokens_per_s with plain text tools.
 flat=$(echo "$json" | tr -d '\n ')
 for t in "pp32" "tg16" "tg16x2streams"; do
-  obj=$(echo "$flat" | grep -o '{[^{}]*"test":"'"$t"'"[^{}]*}')
+  obj=$(grep -o '{[^{}]*"test":"'"$t"'"[^{}]*}' <<<"$flat" || true)  # a missing test fails below
   tps=$(echo "$obj" | sed -n 's/.*"tokens_per_s":\([0-9.eE+-]*\).*/\1/p')
   if [[ -n "$tps" ]] && awk -v v="$tps" 'BEGIN{exit !(v > 0)}'; then
     echo "ok: json $t $tps t/s"
@@ -46,5 +48,5 @@ expect_error "bench -r 0" "repetitions" "$CHORUS" bench -m "$M" -r 0
 expect_error "bench --streams 65" "stream counts" "$CHORUS" bench -m "$M" --streams 65
 expect_error "bench --weights bad" "--weights" "$CHORUS" bench -m "$M" --weights q3
 expect_error "bench missing model" "stories-missing.gguf" "$CHORUS" bench -m "$TMP/stories-missing.gguf"
-expect_usage_error "bench without -m" "$CHORUS" bench
+expect_usage_error "bench without -m" "--model is required" "$CHORUS" bench
 finish

@@ -59,5 +59,5 @@ expect_error "m above the budget" "exceed the DS2D row budget of 4" "$CHORUS" fo
 expect_error "budget above the step" "ds2d budget" "$CHORUS" forecast eval -m "$M" --forecast "$F" --budget 100000 -n 4
 expect_error "unknown derive method" "forecast method" "$CHORUS" forecast derive -m "$M" -o "$TMP/x.gguf" --method magic
 expect_error "derive to a missing directory" "$TMP/no/x.gguf" "$CHORUS" forecast derive -m "$M" -o "$TMP/no/x.gguf" --method mean --sequences 1 --length 32
-expect_usage_error "forecast without a subcommand" "$CHORUS" forecast
+expect_usage_error "forecast without a subcommand" "A subcommand is required" "$CHORUS" forecast
 finish

@@ -1,6 +1,15 @@
 # Helpers shared by the command-line tests. Each test script is run by ctest
 # as: bash tests/cli/NAME.sh CHORUS_BINARY SOURCE_DIR
-set -uo pipefail
+#
+# Every command's exit status counts: a command that fails outside a
+# condition (if, while, &&, ||, !) is a failed check, reported with its line,
+# so a crash or a sanitizer's exit (LeakSanitizer exits 23 after the output
+# is written) is never missed, pipelines included (pipefail). The script goes
+# on, and finish reports the count. -E carries the ERR trap into functions
+# and subshells; a failure in a subshell (a command substitution, a part of a
+# pipeline) ends it with that status, which the command around it reports.
+# A command that is meant to fail is run as `status=0; cmd || status=$?`.
+set -Euo pipefail
 CHORUS="$1"
 SRC="$2"
 TMP=$(mktemp -d)
@@ -9,27 +18,35 @@ failures=0
 
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 
+on_error() {  # on_error STATUS WHERE COMMAND
+  if ((BASH_SUBSHELL > 0)); then exit "$1"; fi
+  fail "$2: exit status $1: $3"
+}
+trap 'on_error $? "${BASH_SOURCE[0]##*/}:$LINENO" "$BASH_COMMAND"' ERR
+
 # expect_error "description" "message fragment" cmd...: the command must exit
 # with status 1 (a reported error, not a crash) and say the fragment on stderr.
 expect_error() {
   local what="$1" fragment="$2"; shift 2
-  local out status
-  out=$(timeout 60 "$@" 2>&1 >/dev/null); status=$?
+  local out status=0
+  out=$(timeout 60 "$@" 2>&1 >/dev/null) || status=$?
   if [[ $status -ne 1 ]]; then fail "$what: exit status $status, want 1 (stderr: $out)"; return; fi
   if [[ "$out" != *"$fragment"* ]]; then fail "$what: stderr lacks '$fragment': $out"; return; fi
   echo "ok: $what -> $out"
 }
 
-# expect_usage_error "description" cmd...: a malformed command line exits 2
-# or more (CLI11's codes) with a message, never by a signal.
+# expect_usage_error "description" "message fragment" cmd...: a malformed
+# command line exits 2 or more (CLI11's codes), never by a signal, and says
+# the fragment on stderr.
 expect_usage_error() {
-  local what="$1"; shift
-  local out status
-  out=$(timeout 60 "$@" 2>&1 >/dev/null); status=$?
-  if [[ $status -eq 0 || $status -ge 128 || -z "$out" ]]; then
-    fail "$what: exit status $status (stderr: $out)"; return
+  local what="$1" fragment="$2"; shift 2
+  local out status=0
+  out=$(timeout 60 "$@" 2>&1 >/dev/null) || status=$?
+  if [[ $status -lt 2 || $status -ge 124 ]]; then
+    fail "$what: exit status $status, want 2..123 (stderr: $out)"; return
   fi
-  echo "ok: $what -> status $status"
+  if [[ "$out" != *"$fragment"* ]]; then fail "$what: stderr lacks '$fragment': $out"; return; fi
+  echo "ok: $what -> status $status: $out"
 }
 
 finish() {

@@ -10,8 +10,8 @@ expect_out() {
   local frags=()
   while [[ "$1" != "--" ]]; do frags+=("$1"); shift; done
   shift
-  local out status
-  out=$(timeout 60 "$@" 2>&1); status=$?
+  local out status=0
+  out=$(timeout 60 "$@" 2>&1) || status=$?
   if [[ $status -ne 0 ]]; then fail "$what: exit status $status: $out"; return; fi
   for f in "${frags[@]}"; do
     if [[ "$out" != *"$f"* ]]; then fail "$what: output lacks '$f': $out"; return; fi
@@ -82,6 +82,6 @@ expect_error "synth adapter with an unknown target" "--targets" "$CHORUS" synth 
 expect_error "synth adapter with rank 0" "--rank" "$CHORUS" synth --lora "$TMP/x" -m "$M" --rank 0
 expect_error "synth adapter in an unknown format" "--format" "$CHORUS" synth --lora "$TMP/x" -m "$M" --format bin
 expect_error "synth adapter into a missing directory" "$TMP/no/such" "$CHORUS" synth --lora "$TMP/no/such/x.gguf" -m "$M"
-expect_usage_error "--lora with --shape" "$CHORUS" synth --lora "$TMP/x" --shape tiny
-expect_usage_error "--rank without --lora" "$CHORUS" synth --shape tiny -o "$TMP/x.gguf" --rank 4
+expect_usage_error "--lora with --shape" "--shape excludes --lora" "$CHORUS" synth --lora "$TMP/x" --shape tiny
+expect_usage_error "--rank without --lora" "--rank requires --lora" "$CHORUS" synth --shape tiny -o "$TMP/x.gguf" --rank 4
 finish

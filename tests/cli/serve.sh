@@ -17,7 +17,7 @@ trap '[[ -n "$SERVER_PID" ]] && kill -9 "$SERVER_PID" 2>/dev/null; rm -rf "$TMP"
 SERVER_PID=$!
 PORT=""
 for _ in $(seq 1 300); do  # up to 30 s for the model to load and the port to show
-  PORT=$(grep -o 'on http://127.0.0.1:[0-9]*' "$TMP/server.err" 2>/dev/null | sed 's/.*://')
+  PORT=$(grep -o 'on http://127.0.0.1:[0-9]*' "$TMP/server.err" 2>/dev/null | sed 's/.*://' || true)  # not yet
   [[ -n "$PORT" ]] && curl -s -m 2 "http://127.0.0.1:$PORT/health" 2>/dev/null | grep -q '"ok"' && break
   kill -0 "$SERVER_PID" 2>/dev/null || break
   sleep 0.1
@@ -73,9 +73,11 @@ status=$(post /v1/completions "{\"model\":\"stories260K\",\"prompt\":\"$P\",\"ma
 status=$(post /v1/completions "{\"prompt\":\"$P\",\"max_tokens\":12,\"temperature\":0,\"n\":3}")
 [[ $status == 200 && $(jq_resp "len(j['choices']), len(set(c['text'] for c in j['choices'])), [c['index'] for c in j['choices']]") == "(3, 3, [0, 1, 2])" ]] &&
   echo "ok: n=3 gives 3 distinct choices" || fail "n=3: status $status $(cat "$TMP/resp")"
-[[ $(jq_resp "j['choices'][0]['text']") == "$(run_text -p "$P" -n 12 --temp 0)" ]] && echo "ok: choice 0 is the greedy run" || fail "n=3 choice 0"
+want12=$(run_text -p "$P" -n 12 --temp 0)
+[[ -n "$want12" && $(jq_resp "j['choices'][0]['text']") == "$want12" ]] && echo "ok: choice 0 is the greedy run" || fail "n=3 choice 0"
 status=$(post /v1/completions "{\"prompt\":\"$P\",\"max_tokens\":12,\"temperature\":0.9,\"seed\":5,\"n\":2}")
-[[ $status == 200 && $(jq_resp "j['choices'][1]['text']") == "$(run_text -p "$P" -n 12 --temp 0.9 -s 6)" ]] &&
+seeded=$(run_text -p "$P" -n 12 --temp 0.9 -s 6)
+[[ $status == 200 && -n "$seeded" && $(jq_resp "j['choices'][1]['text']") == "$seeded" ]] &&
   echo "ok: sampled choice i uses seed + i" || fail "seeded n=2: $status $(cat "$TMP/resp")"
 
 # model = an adapter name: that adapter for every choice.
@@ -165,8 +167,9 @@ curl -s -m 10 "$U/health" | grep -q '"ok"' && echo "ok: still up after the bad r
 status=$(post /v1/completions "{\"prompt\":\"$P\",\"max_tokens\":24,\"temperature\":0}")
 [[ $status == 200 && $(jq_resp "j['choices'][0]['text']") == "$want" ]] && echo "ok: still generates the same text" || fail "after bad requests: $status"
 
-# A client that hangs up mid-stream does not wedge the server.
-curl -s -N -m 1 "$U/v1/completions" -d "{\"prompt\":\"$P\",\"max_tokens\":120,\"n\":4,\"stream\":true,\"ignore_eos\":true}" >/dev/null 2>&1
+# A client that hangs up mid-stream does not wedge the server (curl's own
+# status is its time-out, the point here).
+curl -s -N -m 1 "$U/v1/completions" -d "{\"prompt\":\"$P\",\"max_tokens\":120,\"n\":4,\"stream\":true,\"ignore_eos\":true}" >/dev/null 2>&1 || true
 curl -s -m 30 "$U/health" | grep -q '"ok"' && echo "ok: up after a dropped stream" || fail "after dropped stream"
 
 # SIGTERM: a clean exit, status 0, within a few seconds.
@@ -175,7 +178,8 @@ for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1;
 if kill -0 "$SERVER_PID" 2>/dev/null; then
   fail "server still running 10 s after SIGTERM"
 else
-  wait "$SERVER_PID"; status=$?
+  status=0
+  wait "$SERVER_PID" || status=$?
   SERVER_PID=""
   [[ $status == 0 ]] && echo "ok: SIGTERM stops the server (status 0)" || fail "exit status $status after SIGTERM: $(cat "$TMP/server.err")"
 fi
