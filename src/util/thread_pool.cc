@@ -1,5 +1,7 @@
 #include "util/thread_pool.h"
 
+#include <thread>
+
 #include "util/error.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -16,6 +18,20 @@ namespace {
 // About 50-100 microseconds of spinning: longer than the gap between the
 // parallel loops of one step, much shorter than the gap between steps.
 constexpr int kSpinIterations = 20000;
+// Every this many spins the thread offers its core to another runnable
+// thread. On an oversubscribed machine (more threads than cores: other
+// processes, or several engines) the thread being waited for may be the
+// one that needs this core; without the yield each fork-join could cost a
+// whole scheduler time slice. On an idle core the yield returns at once.
+constexpr int kSpinsPerYield = 64;
+
+inline void spin_pause(int spins) {
+  if (spins % kSpinsPerYield == 0) {
+    std::this_thread::yield();
+  } else {
+    CHORUS_CPU_RELAX();
+  }
+}
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads) {
@@ -50,7 +66,7 @@ void ThreadPool::dispatch(Call call, void* ctx) {
   int spins = 0;
   for (int left; (left = pending_.load(std::memory_order_acquire)) != 0;) {
     if (++spins < kSpinIterations) {
-      CHORUS_CPU_RELAX();
+      spin_pause(spins);
     } else {
       pending_.wait(left, std::memory_order_acquire);
     }
@@ -63,7 +79,7 @@ void ThreadPool::worker_loop(int thread, uint32_t seen) {
     uint32_t now;
     while ((now = generation_.load(std::memory_order_acquire)) == seen) {
       if (++spins < kSpinIterations) {
-        CHORUS_CPU_RELAX();
+        spin_pause(spins);
       } else {
         generation_.wait(seen, std::memory_order_acquire);
       }
