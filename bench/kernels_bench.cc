@@ -122,6 +122,31 @@ void BM_QuantizeActivations(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * cols * static_cast<int64_t>(sizeof(float)));
 }
 
+// Attention of one row and KV head over `cells` cells (head_dim 64, the 8
+// query heads TinyLlama-1.1B shares per KV head), split as a prefill row
+// sees them: committed cells, then the chunk's rows before it.
+void BM_Attend(benchmark::State& state) {
+  const int cells = static_cast<int>(state.range(0));
+  const int in_step = std::min(cells, 63);
+  constexpr int kHeadDim = 64, kHeads = 8;
+  const KernelTable& k = best_kernel_table();
+  std::mt19937 rng(4);
+  const std::vector<float> keys = testing::random_floats(static_cast<size_t>(cells * 4 * kHeadDim), rng);
+  const std::vector<float> values = testing::random_floats(static_cast<size_t>(cells * 4 * kHeadDim), rng);
+  const std::vector<float> q = testing::random_floats(kHeads * kHeadDim, rng);
+  std::vector<int32_t> order(static_cast<size_t>(cells));
+  for (int c = 0; c < cells; ++c) order[c] = c;
+  std::vector<float> out(kHeads * kHeadDim), scores(static_cast<size_t>(kHeads * cells));
+  for (auto _ : state) {
+    k.attend(keys.data(), values.data(), 4 * kHeadDim, order.data(), cells - in_step, order.data() + cells - in_step,
+             in_step, kHeadDim, kHeads, 0.125f, q.data(), out.data(), scores.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * cells);
+  state.SetLabel(std::string(k.name));
+}
+BENCHMARK(BM_Attend)->Arg(64)->Arg(255)->Arg(512);
+
 // TinyLlama-1.1B: q/o projections, gate/up, down, output head.
 void int4_shapes(benchmark::internal::Benchmark* b) {
   const int64_t shapes[][2] = {{2048, 2048}, {5632, 2048}, {2048, 5632}, {32000, 2048}};

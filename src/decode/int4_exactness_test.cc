@@ -15,6 +15,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,8 @@ struct Variant {
   gguf::TensorType type;
   int threads;
 };
+
+void PrintTo(const Variant& v, std::ostream* os) { *os << gguf::type_name(v.type) << ", " << v.threads << " threads"; }
 
 std::string variant_name(const ::testing::TestParamInfo<Variant>& info) {
   return std::string(gguf::type_name(info.param.type)) + "_" + std::to_string(info.param.threads) + "threads";

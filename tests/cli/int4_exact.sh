@@ -14,7 +14,6 @@ Q="$TMP/stories260K-q4_0.gguf"
 FORECAST=(--ds2d --ds2d-forecast "$SRC/models/stories260K.forecast-lora.gguf" --ds2d-row-cost 0)
 STYLES=(--lora "dog=$A/dog.gguf" --lora "sad=$A/sad.gguf" --lora "bird=$A/bird.gguf")
 PROMPTS=("Ben found a shiny stone" "Mia saw a big dog" "Once upon a time" "Tom had a red kite")
-command -v curl >/dev/null || { echo "FAIL: curl is not installed (scripts/deps.sh)" >&2; exit 1; }
 
 if ! "$CHORUS" quantize "$M" "$Q" --type q4_0 2>"$TMP/quantize.err"; then
   fail "chorus quantize: $(cat "$TMP/quantize.err")"
@@ -24,9 +23,10 @@ fi
 # run_json OUT ARGS...: `chorus run --json` on the Q4_0 file, greedy, 200
 # tokens; fails the check (and returns 1) when it exits non-zero.
 run_json() {
-  local out="$1"; shift
-  if ! "$CHORUS" run -m "$Q" -n 200 --temp 0 --ignore-eos --json "$@" >"$out" 2>"$TMP/run.err"; then
-    fail "chorus run $*: exit status $? ($(tail -n 3 "$TMP/run.err"))"
+  local out="$1" status=0; shift
+  "$CHORUS" run -m "$Q" -n 200 --temp 0 --ignore-eos --json "$@" >"$out" 2>"$TMP/run.err" || status=$?
+  if ((status != 0)); then
+    fail "chorus run $*: exit status $status ($(tail -n 3 "$TMP/run.err"))"
     return 1
   fi
 }
@@ -68,44 +68,30 @@ for t in 1 2; do
 done
 
 # The server on the same file: greedy answers equal `chorus run`'s text.
-SERVER_PID=""
-trap '[[ -n "$SERVER_PID" ]] && kill -9 "$SERVER_PID" 2>/dev/null; rm -rf "$TMP"' EXIT
-"$CHORUS" serve -m "$Q" --port 0 --lora "dog=$A/dog.gguf" --max-streams 4 2>"$TMP/server.err" &
-SERVER_PID=$!
-PORT=""
-for _ in $(seq 1 300); do  # up to 30 s for the model to load and the port to show
-  PORT=$(grep -o 'on http://127.0.0.1:[0-9]*' "$TMP/server.err" 2>/dev/null | sed 's/.*://')
-  [[ -n "$PORT" ]] && curl -s -m 2 "http://127.0.0.1:$PORT/health" 2>/dev/null | grep -q '"ok"' && break
-  kill -0 "$SERVER_PID" 2>/dev/null || break
-  sleep 0.1
-done
-if ! curl -s -m 2 "http://127.0.0.1:$PORT/health" 2>/dev/null | grep -q '"ok"'; then
-  fail "server did not come up: $(cat "$TMP/server.err")"
-  finish
-fi
+start_server -m "$Q" --lora "dog=$A/dog.gguf" --max-streams 4 || finish
 # completion BODY: the texts of the answer's choices, one per line (JSON strings).
 completion() {
   local status
   status=$(curl -s -m 120 -o "$TMP/resp" -w '%{http_code}' -H 'Content-Type: application/json' \
-    "http://127.0.0.1:$PORT/v1/completions" -d "$1")
+    "$U/v1/completions" -d "$1" || true)  # a failed connection shows as status 000
   [[ $status == 200 ]] || { fail "POST /v1/completions $1: HTTP $status $(cat "$TMP/resp")"; return 1; }
   python3 -c 'import json,sys; [print(json.dumps(c["text"])) for c in sorted(json.load(open(sys.argv[1]))["choices"], key=lambda c: c["index"])]' "$TMP/resp"
 }
-run_text() { run_json "$TMP/text.json" "$@" && python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(json.dumps(j["text"] if "text" in j else j["streams"][0]["text"]))' "$TMP/text.json"; }
+# text_of FILE: the text of a `chorus run --json` as a JSON string.
+text_of() { python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["text"]))' "$1"; }
 for p in "${PROMPTS[@]:0:2}"; do
   body="{\"prompt\": \"$p\", \"max_tokens\": 200, \"temperature\": 0, \"ignore_eos\": true"
-  want=$(run_text -p "$p") || continue
+  run_json "$TMP/text.json" -p "$p" || continue
+  want=$(text_of "$TMP/text.json")
   [[ $(completion "$body}") == "$want" ]] && echo "ok: server '$p' equals chorus run" ||
     fail "server '$p' differs from chorus run"
-  choices=$(completion "$body, \"n\": 3}") || continue
+  choices=$(completion "$body, \"n\": 3}") || { fail "server '$p', n = 3"; continue; }
   [[ $(wc -l <<<"$choices") == 3 && "${choices%%$'\n'*}" == "$want" ]] && echo "ok: server '$p', n = 3: choice 0 equals chorus run" ||
     fail "server '$p', n = 3: choice 0 differs from chorus run"
-  want=$(run_text -p "$p" --lora "dog=$A/dog.gguf" --adapter dog) || continue
+  run_json "$TMP/text.json" -p "$p" --lora "dog=$A/dog.gguf" --adapter dog || continue
+  want=$(text_of "$TMP/text.json")
   [[ $(completion "$body, \"model\": \"dog\"}") == "$want" ]] && echo "ok: server '$p', model dog equals chorus run --adapter dog" ||
     fail "server '$p', model dog differs from chorus run --adapter dog"
 done
-kill -TERM "$SERVER_PID"
-wait "$SERVER_PID"; status=$?
-SERVER_PID=""
-[[ $status == 0 ]] && echo "ok: server stopped on SIGTERM" || fail "server exit status $status after SIGTERM"
+stop_server
 finish

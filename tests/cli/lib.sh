@@ -49,6 +49,46 @@ expect_usage_error() {
   echo "ok: $what -> status $status: $out"
 }
 
+# start_server ARGS...: `chorus serve ARGS --port 0` in the background,
+# stderr in $TMP/server.err; waits up to 30 s for /health, then sets
+# SERVER_PID and U (its base URL) and returns 0, or records a failure and
+# returns 1. The EXIT trap kills a server left running.
+SERVER_PID=""
+trap '[[ -n "$SERVER_PID" ]] && kill -9 "$SERVER_PID" 2>/dev/null; rm -rf "$TMP"' EXIT
+start_server() {
+  command -v curl >/dev/null || { fail "curl is not installed (scripts/deps.sh)"; return 1; }
+  "$CHORUS" serve "$@" --port 0 2>"$TMP/server.err" &
+  SERVER_PID=$!
+  local port=""
+  for _ in $(seq 1 300); do  # the model loads, then the port is printed
+    port=$(grep -o 'on http://127.0.0.1:[0-9]*' "$TMP/server.err" 2>/dev/null | sed 's/.*://' || true)  # not yet
+    [[ -n "$port" ]] && curl -s -m 2 "http://127.0.0.1:$port/health" 2>/dev/null | grep -q '"ok"' && break
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  U="http://127.0.0.1:$port"
+  if ! curl -s -m 2 "$U/health" 2>/dev/null | grep -q '{"status":"ok"}'; then
+    fail "server did not come up: $(cat "$TMP/server.err")"
+    return 1
+  fi
+  echo "ok: listening on port $port, /health ok"
+}
+
+# stop_server: SIGTERM must end the server within 10 s with status 0.
+stop_server() {
+  kill -TERM "$SERVER_PID"
+  for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$SERVER_PID" 2>/dev/null; then
+    fail "server still running 10 s after SIGTERM"
+    return
+  fi
+  local status=0
+  wait "$SERVER_PID" || status=$?
+  SERVER_PID=""
+  [[ $status == 0 ]] && echo "ok: SIGTERM stops the server (status 0)" ||
+    fail "exit status $status after SIGTERM: $(cat "$TMP/server.err")"
+}
+
 finish() {
   if [[ $failures -ne 0 ]]; then echo "$failures check(s) failed" >&2; exit 1; fi
   echo "all checks passed"

@@ -8,26 +8,7 @@ source "$(dirname "$0")/lib.sh"
 M="$SRC/models/stories260K.gguf"
 DOG="$SRC/models/adapters/dog.gguf"
 P="Once upon a time"
-command -v curl >/dev/null || { echo "FAIL: curl is not installed (scripts/deps.sh)" >&2; exit 1; }
-
-SERVER_PID=""
-trap '[[ -n "$SERVER_PID" ]] && kill -9 "$SERVER_PID" 2>/dev/null; rm -rf "$TMP"' EXIT
-
-"$CHORUS" serve -m "$M" --port 0 --lora "dog=$DOG" --max-streams 4 -c 512 2>"$TMP/server.err" &
-SERVER_PID=$!
-PORT=""
-for _ in $(seq 1 300); do  # up to 30 s for the model to load and the port to show
-  PORT=$(grep -o 'on http://127.0.0.1:[0-9]*' "$TMP/server.err" 2>/dev/null | sed 's/.*://' || true)  # not yet
-  [[ -n "$PORT" ]] && curl -s -m 2 "http://127.0.0.1:$PORT/health" 2>/dev/null | grep -q '"ok"' && break
-  kill -0 "$SERVER_PID" 2>/dev/null || break
-  sleep 0.1
-done
-U="http://127.0.0.1:$PORT"
-if ! curl -s -m 2 "$U/health" 2>/dev/null | grep -q '{"status":"ok"}'; then
-  fail "server did not come up: $(cat "$TMP/server.err")"
-  finish
-fi
-echo "ok: listening on port $PORT, /health ok"
+start_server -m "$M" --lora "dog=$DOG" --max-streams 4 -c 512 || finish
 
 # post PATH BODY: the body of the answer in $TMP/resp, the status on stdout.
 post() { curl -s -m 60 -o "$TMP/resp" -w '%{http_code}' -H 'Content-Type: application/json' "$U$1" -d "$2"; }
@@ -173,16 +154,7 @@ curl -s -N -m 1 "$U/v1/completions" -d "{\"prompt\":\"$P\",\"max_tokens\":120,\"
 curl -s -m 30 "$U/health" | grep -q '"ok"' && echo "ok: up after a dropped stream" || fail "after dropped stream"
 
 # SIGTERM: a clean exit, status 0, within a few seconds.
-kill -TERM "$SERVER_PID"
-for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$SERVER_PID" 2>/dev/null; then
-  fail "server still running 10 s after SIGTERM"
-else
-  status=0
-  wait "$SERVER_PID" || status=$?
-  SERVER_PID=""
-  [[ $status == 0 ]] && echo "ok: SIGTERM stops the server (status 0)" || fail "exit status $status after SIGTERM: $(cat "$TMP/server.err")"
-fi
+stop_server
 
 # Command-line errors.
 expect_error "bad --lora" "--lora" "$CHORUS" serve -m "$M" --lora nothing --port 0
