@@ -28,6 +28,27 @@ bool cpu_has_avx2_fma_f16c() {
 }
 #endif
 
+#if defined(CHORUS_KERNELS_AVXVNNI)
+// VEX-encoded VNNI on top of AVX2 (Alder Lake and later client cores, Zen 5):
+// CPUID leaf 7, sub-leaf 1, EAX bit 4 (clang 14 cannot name it in
+// __builtin_cpu_supports).
+bool cpu_has_avxvnni() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool vnni = __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 4)) != 0;
+  return cpu_has_avx2_fma_f16c() && vnni;
+}
+#endif
+
+#if defined(CHORUS_KERNELS_AVX512VNNI)
+// __builtin_cpu_supports reports AVX-512 features only when the OS saves
+// the ZMM and mask registers (XCR0), so a kernel without AVX-512 support
+// gets a lesser table.
+bool cpu_has_avx512vnni() {
+  return cpu_has_avx2_fma_f16c() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+}
+#endif
+
 #if defined(CHORUS_KERNELS_NEON)
 // NEON itself is part of every aarch64 CPU; the SDOT instructions
 // (ARMv8.2-A dotprod, optional before ARMv8.4-A) and f16 arithmetic are
@@ -49,6 +70,12 @@ struct Candidate {
 
 // Best first; generic last (it runs anywhere).
 constexpr Candidate kCandidates[] = {
+#if defined(CHORUS_KERNELS_AVX512VNNI)
+    {cpu_has_avx512vnni, avx512vnni_kernel_table},
+#endif
+#if defined(CHORUS_KERNELS_AVXVNNI)
+    {cpu_has_avxvnni, avxvnni_kernel_table},
+#endif
 #if defined(CHORUS_KERNELS_AVX2)
     {cpu_has_avx2_fma_f16c, avx2_kernel_table},
 #endif
@@ -96,6 +123,7 @@ std::string_view isa_name(Isa isa) {
   switch (isa) {
     case Isa::kGeneric: return "generic";
     case Isa::kAvx2: return "avx2";
+    case Isa::kAvxVnni: return "avxvnni";
     case Isa::kAvx512Vnni: return "avx512vnni";
     case Isa::kNeonDotprod: return "neon_dotprod";
   }

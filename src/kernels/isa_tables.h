@@ -15,6 +15,12 @@ const KernelTable& generic_kernel_table();
 #if defined(CHORUS_KERNELS_AVX2)
 const KernelTable& avx2_kernel_table();
 #endif
+#if defined(CHORUS_KERNELS_AVXVNNI)
+const KernelTable& avxvnni_kernel_table();
+#endif
+#if defined(CHORUS_KERNELS_AVX512VNNI)
+const KernelTable& avx512vnni_kernel_table();
+#endif
 #if defined(CHORUS_KERNELS_NEON)
 const KernelTable& neon_kernel_table();
 #endif

@@ -16,7 +16,7 @@
 
 namespace chorus::kernels {
 
-enum class Isa { kGeneric, kAvx2, kAvx512Vnni, kNeonDotprod };
+enum class Isa { kGeneric, kAvx2, kAvxVnni, kAvx512Vnni, kNeonDotprod };
 
 struct KernelTable {
   Isa isa;

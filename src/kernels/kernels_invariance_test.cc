@@ -303,6 +303,45 @@ TEST_P(KernelInvarianceTest, RowOpsDoNotDependOnWhereTheRowLives) {
   }
 }
 
+// The x86 tables share every float operation (x86_kernels-inl.h) and their
+// integer dots are exact, so the VNNI tables give the AVX2 table's bits.
+TEST(X86Tables, VnniTablesGiveTheAvx2TablesBits) {
+  const KernelTable* avx2 = nullptr;
+  std::vector<const KernelTable*> vnni;
+  for (const KernelTable* t : available_kernel_tables()) {
+    if (t->isa == Isa::kAvx2) avx2 = t;
+    if (t->isa == Isa::kAvxVnni || t->isa == Isa::kAvx512Vnni) vnni.push_back(t);
+  }
+  if (avx2 == nullptr || vnni.empty()) GTEST_SKIP() << "this CPU runs no VNNI table";
+  std::mt19937 rng(9);
+  const int64_t rows = 61, cols = 96 + 32 * 8;
+  const int n = 11;
+  const std::vector<float> x = random_floats(static_cast<size_t>(n * cols), rng);
+  ActivationRows xq(n, cols);
+  xq.quantize(*avx2, x.data(), cols);
+  const Int4Matrix w4 = testing::random_int4(rows, cols, ScaleFormat::kF16, rng);
+  const Int4Matrix w4k = testing::random_int4(rows, cols, ScaleFormat::kF32, rng);
+  const Int8Matrix w8 = testing::random_int8(rows, cols, rng);
+  auto products = [&](const KernelTable& t) {
+    std::vector<float> y(static_cast<size_t>(3 * n * rows));
+    for (int m = 1; m <= n; m += 5) {  // 1, 6 and 11 rows: every tile height's path
+      t.matmul_int4(w4, xq.rows(), m, y.data(), rows, 0, rows);
+      t.matmul_int4(w4k, xq.rows(), m, y.data() + n * rows, rows, 0, rows);
+      t.matmul_int8(w8, xq.rows(), m, y.data() + 2 * n * rows, rows, 0, rows);
+    }
+    return y;
+  };
+  const std::vector<float> want = products(*avx2);
+  for (const KernelTable* t : vnni) {
+    ActivationRows q2(n, cols);
+    q2.quantize(*t, x.data(), cols);
+    for (int r = 0; r < n; ++r) {
+      ASSERT_EQ(0, std::memcmp(q2[r].q, xq[r].q, cols)) << t->name << ": quantized row " << r;
+    }
+    expect_same_bits(products(*t).data(), want.data(), static_cast<int64_t>(want.size()), std::string(t->name));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Tables, KernelInvarianceTest, ::testing::ValuesIn(available_kernel_tables()),
                          [](const ::testing::TestParamInfo<const KernelTable*>& info) {
                            return std::string(info.param->name);
