@@ -80,7 +80,9 @@ void expect_well_formed(const std::vector<DraftNode>& nodes, const TreeLimits& l
     EXPECT_LE(nodes[i].depth, limits.max_depth);
     EXPECT_LE(nodes[i].prob, nodes[nodes[i].parent].prob);
     for (size_t j = 1; j < i; ++j) {  // siblings differ
-      if (nodes[j].parent == nodes[i].parent) EXPECT_NE(nodes[j].token, nodes[i].token);
+      if (nodes[j].parent == nodes[i].parent) {
+        EXPECT_NE(nodes[j].token, nodes[i].token);
+      }
     }
   }
 }
@@ -107,7 +109,9 @@ TEST(Ds2dTree, BestFirstWithinLimits) {
   for (const DraftNode& n : nodes) {
     sum += n.prob;
     EXPECT_LT(n.rank, 3);
-    if (n.parent >= 0) EXPECT_EQ(n.token, 100 * n.depth + n.rank);
+    if (n.parent >= 0) {
+      EXPECT_EQ(n.token, 100 * n.depth + n.rank);
+    }
   }
   EXPECT_FLOAT_EQ(expected, sum);
   EXPECT_EQ(find_child(nodes, 0, 100), 1);

@@ -303,6 +303,7 @@ TEST_P(KernelInvarianceTest, RowOpsDoNotDependOnWhereTheRowLives) {
   }
 }
 
+#if defined(__x86_64__) || defined(__i386__)
 // The x86 tables share every float operation (x86_kernels-inl.h) and their
 // integer dots are exact, so the VNNI tables give the AVX2 table's bits.
 TEST(X86Tables, VnniTablesGiveTheAvx2TablesBits) {
@@ -341,6 +342,7 @@ TEST(X86Tables, VnniTablesGiveTheAvx2TablesBits) {
     expect_same_bits(products(*t).data(), want.data(), static_cast<int64_t>(want.size()), std::string(t->name));
   }
 }
+#endif
 
 INSTANTIATE_TEST_SUITE_P(Tables, KernelInvarianceTest, ::testing::ValuesIn(available_kernel_tables()),
                          [](const ::testing::TestParamInfo<const KernelTable*>& info) {
