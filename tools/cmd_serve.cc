@@ -163,6 +163,10 @@ class Server {
 
   void install(httplib::Server& svr) {
     svr.set_payload_max_length(kMaxBodyBytes);
+    // A reply leaves as two writes (headers, then body); with Nagle's
+    // algorithm on, the body waits for the client's delayed ACK (~40 ms) on
+    // a kept-alive connection.
+    svr.set_tcp_nodelay(true);
     svr.Get("/health", [](const httplib::Request&, httplib::Response& res) {
       send_json(res, 200, {{"status", "ok"}});
     });
