@@ -473,8 +473,14 @@ void lora_expand(const uint16_t* bt, int rank, int64_t out, const float* t, int6
     for (int j0 = 0; j0 < rank; j0 += kRanks) {
       const int nr = std::min(kRanks, rank - j0);
       for (int j = 0; j < nr; ++j) {
-        alignas(16) uint16_t src[kTile] = {};
-        std::memcpy(src, bt + (j0 + j) * out + o, static_cast<size_t>(width) * sizeof(uint16_t));
+        // A full tile is read in place; only a ragged one goes through a
+        // zero-padded copy.
+        const uint16_t* src = bt + (j0 + j) * out + o;
+        alignas(16) uint16_t padded[kTile] = {};
+        if (width < kTile) {
+          std::memcpy(padded, src, static_cast<size_t>(width) * sizeof(uint16_t));
+          src = padded;
+        }
         for (int c = 0; c < kTile; c += 8) {
           const float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(src + c));
           vst1q_f32(&tile[j][c], vcvt_f32_f16(vget_low_f16(h)));
