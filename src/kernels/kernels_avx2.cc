@@ -22,7 +22,7 @@ struct X86Core {
 namespace chorus::kernels {
 
 const KernelTable& avx2_kernel_table() {
-  static constexpr KernelTable table = x86_kernel_table(Isa::kAvx2, "avx2");
+  static constexpr KernelTable table = kernel_table_of(Isa::kAvx2, "avx2");
   return table;
 }
 

@@ -24,7 +24,7 @@ struct X86Core {
 namespace chorus::kernels {
 
 const KernelTable& avx512vnni_kernel_table() {
-  static constexpr KernelTable table = x86_kernel_table(Isa::kAvx512Vnni, "avx512vnni");
+  static constexpr KernelTable table = kernel_table_of(Isa::kAvx512Vnni, "avx512vnni");
   return table;
 }
 

@@ -22,7 +22,7 @@ struct X86Core {
 namespace chorus::kernels {
 
 const KernelTable& avxvnni_kernel_table() {
-  static constexpr KernelTable table = x86_kernel_table(Isa::kAvxVnni, "avxvnni");
+  static constexpr KernelTable table = kernel_table_of(Isa::kAvxVnni, "avxvnni");
   return table;
 }
 

@@ -1,7 +1,8 @@
 // The portable kernel table: plain C++ the compiler may vectorize for the
-// baseline of the target. It runs on any CPU (and is the ARM fallback until a
-// NEON table exists), so it favours clarity, but keeps the loop orders that
-// matter: a weight block is decoded once and reused for every activation row.
+// baseline of the target. It runs on any CPU (the fallback where the CPU
+// lacks what the other tables need), so it favours clarity, but keeps the
+// loop orders that matter: a weight block is decoded once and reused for
+// every activation row.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -181,25 +182,16 @@ void attend(const float* keys, const float* values, int64_t stride, const int32_
                                    scores);
 }
 
-constexpr KernelTable kTable = {
-    .isa = Isa::kGeneric,
-    .name = "generic",
-    .quantize_activations = quantize_activations,
-    .matmul_int4 = matmul_int4,
-    .matmul_int8 = matmul_int8,
-    .matmul_f32 = matmul_f32,
-    .rmsnorm = rmsnorm,
-    .dot = dot,
-    .axpy = axpy,
-    .softmax = softmax,
-    .silu_mul = silu_mul,
-    .attend = attend,
-    .lora_shrink = lora_shrink,
-    .lora_expand = lora_expand,
-};
-
 }  // namespace
+}  // namespace chorus::kernels
 
-const KernelTable& generic_kernel_table() { return kTable; }
+#include "kernels/kernel_table_of-inl.h"
+
+namespace chorus::kernels {
+
+const KernelTable& generic_kernel_table() {
+  static constexpr KernelTable table = kernel_table_of(Isa::kGeneric, "generic");
+  return table;
+}
 
 }  // namespace chorus::kernels

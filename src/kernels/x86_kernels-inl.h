@@ -11,7 +11,7 @@
 //     static __m256i dpbusd(__m256i acc, __m256i u, __m256i s);
 //   };
 //
-// and then take their table from x86_kernel_table(isa, name). The
+// and then take their table from kernel_table_of(isa, name). The
 // integer dot is the only difference: every float operation, and so every
 // result's rounding, is the same code in each table (the integer sums are
 // exact either way, so all three tables give the same bits).
@@ -701,25 +701,7 @@ void attend(const float* keys, const float* values, int64_t stride, const int32_
                                    scores);
 }
 
-constexpr KernelTable x86_kernel_table(Isa isa, std::string_view name) {
-  return {
-      .isa = isa,
-      .name = name,
-      .quantize_activations = quantize_activations,
-      .matmul_int4 = matmul_int4,
-      .matmul_int8 = matmul_int8,
-      .matmul_f32 = matmul_f32,
-      .rmsnorm = rmsnorm,
-      .dot = dot,
-      .axpy = axpy,
-      .softmax = softmax,
-      .silu_mul = silu_mul,
-      .attend = attend,
-      .lora_shrink = lora_shrink,
-      .lora_expand = lora_expand,
-  };
-}
-
 }  // namespace
 }  // namespace chorus::kernels
 
+#include "kernels/kernel_table_of-inl.h"
