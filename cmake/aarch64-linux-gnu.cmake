@@ -2,7 +2,7 @@
 # compiler (g++-aarch64-linux-gnu) and multiarch arm64 libraries
 # (dpkg --add-architecture arm64; apt-get install libfmt-dev:arm64 ...).
 # Test binaries run under qemu user-mode emulation with every optional
-# instruction (dotprod, fp16) present. scripts/test_arm64.sh sets it all up:
+# instruction (dotprod, i8mm, fp16) present. scripts/test_arm64.sh sets it all up:
 #   cmake -S . -B build-arm64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCHORUS_KERNELS_ONLY=ON
 set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR aarch64)

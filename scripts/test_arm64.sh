@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds the kernels layer and its tests for 64-bit ARM (aarch64) with
 # Debian's cross compiler and runs them under qemu user-mode emulation:
-# on an emulated CPU with every extension (`-cpu max`: NEON dotprod, fp16),
-# so both kernel tables (generic, neon_dotprod) are tested, then again with
-# CHORUS_ISA=generic; a CPU without dotprod (cortex-a57) must offer only the
-# generic table.
+# on an emulated CPU with every extension (`-cpu max`: NEON dotprod, i8mm,
+# fp16), so all three kernel tables (generic, neon_dotprod, neon_i8mm) are
+# tested, then again with CHORUS_ISA set to each table. CPUs with fewer
+# extensions must offer fewer tables: cortex-a76 (dotprod, no i8mm)
+# generic and neon_dotprod, cortex-a57 (neither) only generic.
 #   scripts/test_arm64.sh            build in build-arm64/ and test
 # Installs what is missing from Debian 12 (as root or with sudo): the cross
 # compiler, qemu-user, and the arm64 builds of GoogleTest, fmt and Highway
@@ -55,16 +56,21 @@ if command -v file >/dev/null && ! file -b "$test_bin" | grep -q aarch64; then
 fi
 # The parameterized tests are named after the tables the CPU offers.
 tables() { "$qemu" -cpu "$1" "$test_bin" --gtest_list_tests | sed -n 's|^  QuantizeActivations/\([a-z_0-9]*\).*|\1|p' | xargs; }
-with_dotprod=$(tables max); without_dotprod=$(tables cortex-a57)
-step "kernel tables on qemu -cpu max: $with_dotprod; on -cpu cortex-a57 (no dotprod): $without_dotprod"
-if [[ "$with_dotprod" != "generic neon_dotprod" || "$without_dotprod" != "generic" ]]; then
-  echo "arm64: expected 'generic neon_dotprod' with dotprod and 'generic' without" >&2; exit 1
-fi
+for cpu_tables in "max:generic neon_dotprod neon_i8mm" "cortex-a76:generic neon_dotprod" "cortex-a57:generic"; do
+  cpu=${cpu_tables%%:*} want=${cpu_tables#*:}
+  got=$(tables "$cpu")
+  step "kernel tables on qemu -cpu $cpu: $got"
+  if [[ "$got" != "$want" ]]; then
+    echo "arm64: expected the tables '$want' on -cpu $cpu, got '$got'" >&2; exit 1
+  fi
+done
 
-step "running chorus_kernels_test under qemu-aarch64 -cpu max (tables generic and neon_dotprod)"
+step "running chorus_kernels_test under qemu-aarch64 -cpu max (tables generic, neon_dotprod and neon_i8mm)"
 "$qemu" -cpu max "$test_bin" --gtest_brief=1
 
-step "running chorus_kernels_test under qemu-aarch64 -cpu max with CHORUS_ISA=generic"
-CHORUS_ISA=generic "$qemu" -cpu max "$test_bin" --gtest_brief=1
+for isa in neon_i8mm neon_dotprod generic; do
+  step "running chorus_kernels_test under qemu-aarch64 -cpu max with CHORUS_ISA=$isa"
+  CHORUS_ISA=$isa "$qemu" -cpu max "$test_bin" --gtest_brief=1
+done
 
 step "done"

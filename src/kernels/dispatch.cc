@@ -9,7 +9,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
-#if defined(CHORUS_KERNELS_NEON) && defined(__linux__)
+#if defined(CHORUS_KERNELS_NEON_DOTPROD) && defined(__linux__)
 #include <asm/hwcap.h>
 #include <sys/auxv.h>
 #endif
@@ -49,7 +49,7 @@ bool cpu_has_avx512vnni() {
 }
 #endif
 
-#if defined(CHORUS_KERNELS_NEON)
+#if defined(CHORUS_KERNELS_NEON_DOTPROD)
 // NEON itself is part of every aarch64 CPU; the SDOT instructions
 // (ARMv8.2-A dotprod, optional before ARMv8.4-A) and f16 arithmetic are
 // what the table needs on top. The kernel reports them in the aux vector.
@@ -59,6 +59,18 @@ bool cpu_has_neon_dotprod() {
   return (hwcap & HWCAP_ASIMDDP) != 0 && (hwcap & HWCAP_FPHP) != 0 && (hwcap & HWCAP_ASIMDHP) != 0;
 #else
   return false;  // no way to ask on this OS yet: stay on the generic table
+#endif
+}
+#endif
+
+#if defined(CHORUS_KERNELS_NEON_I8MM)
+// SMMLA (Armv8.6-A I8MM, optional from Armv8.2-A) on top of what
+// neon_dotprod needs: the i8mm table uses SDOT and f16 too.
+bool cpu_has_neon_i8mm() {
+#if defined(__linux__)
+  return cpu_has_neon_dotprod() && (getauxval(AT_HWCAP2) & HWCAP2_I8MM) != 0;
+#else
+  return false;
 #endif
 }
 #endif
@@ -79,8 +91,11 @@ constexpr Candidate kCandidates[] = {
 #if defined(CHORUS_KERNELS_AVX2)
     {cpu_has_avx2_fma_f16c, avx2_kernel_table},
 #endif
-#if defined(CHORUS_KERNELS_NEON)
-    {cpu_has_neon_dotprod, neon_kernel_table},
+#if defined(CHORUS_KERNELS_NEON_I8MM)
+    {cpu_has_neon_i8mm, neon_i8mm_kernel_table},
+#endif
+#if defined(CHORUS_KERNELS_NEON_DOTPROD)
+    {cpu_has_neon_dotprod, neon_dotprod_kernel_table},
 #endif
     {[] { return true; }, generic_kernel_table},
 };
@@ -126,6 +141,7 @@ std::string_view isa_name(Isa isa) {
     case Isa::kAvxVnni: return "avxvnni";
     case Isa::kAvx512Vnni: return "avx512vnni";
     case Isa::kNeonDotprod: return "neon_dotprod";
+    case Isa::kNeonI8mm: return "neon_i8mm";
   }
   return "unknown";
 }

@@ -21,8 +21,11 @@ const KernelTable& avxvnni_kernel_table();
 #if defined(CHORUS_KERNELS_AVX512VNNI)
 const KernelTable& avx512vnni_kernel_table();
 #endif
-#if defined(CHORUS_KERNELS_NEON)
-const KernelTable& neon_kernel_table();
+#if defined(CHORUS_KERNELS_NEON_DOTPROD)
+const KernelTable& neon_dotprod_kernel_table();
+#endif
+#if defined(CHORUS_KERNELS_NEON_I8MM)
+const KernelTable& neon_i8mm_kernel_table();
 #endif
 
 }  // namespace chorus::kernels

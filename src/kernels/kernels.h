@@ -16,7 +16,7 @@
 
 namespace chorus::kernels {
 
-enum class Isa { kGeneric, kAvx2, kAvxVnni, kAvx512Vnni, kNeonDotprod };
+enum class Isa { kGeneric, kAvx2, kAvxVnni, kAvx512Vnni, kNeonDotprod, kNeonI8mm };
 
 struct KernelTable {
   Isa isa;

@@ -344,6 +344,55 @@ TEST(X86Tables, VnniTablesGiveTheAvx2TablesBits) {
 }
 #endif
 
+#if defined(__aarch64__)
+// The NEON tables share every float operation (neon_kernels-inl.h) and
+// their integer dots are exact, so neon_i8mm (SMMLA on pairs of activation
+// rows, SDOT for an odd one) gives neon_dotprod's bits. Every row count
+// 1..21 (pairs, odd rows, more than one pass of 4), 69 weight rows (8 full
+// groups and a ragged one), whole calls and a slice that starts and ends
+// inside a group, every INT4 variant.
+TEST(ArmTables, I8mmTableGivesTheDotprodTablesBits) {
+  const KernelTable* dotprod = nullptr;
+  const KernelTable* i8mm = nullptr;
+  for (const KernelTable* t : available_kernel_tables()) {
+    if (t->isa == Isa::kNeonDotprod) dotprod = t;
+    if (t->isa == Isa::kNeonI8mm) i8mm = t;
+  }
+  if (dotprod == nullptr || i8mm == nullptr) GTEST_SKIP() << "this CPU runs no neon_i8mm table";
+  std::mt19937 rng(11);
+  const int64_t rows = 69, cols = 96 + 32 * 8;
+  const int n = 21;
+  const std::vector<float> x = random_floats(static_cast<size_t>(n * cols), rng);
+  ActivationRows xq(n, cols), xq2(n, cols);
+  xq.quantize(*dotprod, x.data(), cols);
+  xq2.quantize(*i8mm, x.data(), cols);
+  for (int r = 0; r < n; ++r) {
+    ASSERT_EQ(0, std::memcmp(xq2[r].q, xq[r].q, cols)) << "quantized row " << r;
+    ASSERT_EQ(0, std::memcmp(xq2[r].scale, xq[r].scale, cols / kQuantBlock * sizeof(float))) << "scales of row " << r;
+    ASSERT_EQ(0, std::memcmp(xq2[r].scaled_sum, xq[r].scaled_sum, cols / kQuantBlock * sizeof(float)))
+        << "scaled sums of row " << r;
+  }
+  const Int4Matrix w4[] = {testing::random_int4(rows, cols, ScaleFormat::kF16, rng),
+                           testing::random_int4(rows, cols, ScaleFormat::kF32, rng),
+                           testing::random_int4(rows, cols, ScaleFormat::kF16, rng, /*symmetric=*/true)};
+  const Int8Matrix w8 = testing::random_int8(rows, cols, rng);
+  for (int m = 1; m <= n; ++m) {
+    for (const auto& [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {3, rows - 2}}) {
+      auto products = [&](const KernelTable& t) {
+        std::vector<float> y(static_cast<size_t>(4 * m * rows), -1.0f);
+        for (int k = 0; k < 3; ++k) t.matmul_int4(w4[k], xq.rows(), m, y.data() + k * m * rows, rows, r0, r1);
+        t.matmul_int8(w8, xq.rows(), m, y.data() + 3 * m * rows, rows, r0, r1);
+        return y;
+      };
+      const std::vector<float> want = products(*dotprod);
+      expect_same_bits(products(*i8mm).data(), want.data(), static_cast<int64_t>(want.size()),
+                       ::testing::Message() << m << " activation rows, weight rows " << r0 << ".." << r1);
+      if (::testing::Test::HasFailure()) return;
+    }
+  }
+}
+#endif
+
 INSTANTIATE_TEST_SUITE_P(Tables, KernelInvarianceTest, ::testing::ValuesIn(available_kernel_tables()),
                          [](const ::testing::TestParamInfo<const KernelTable*>& info) {
                            return std::string(info.param->name);
