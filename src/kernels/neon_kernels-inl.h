@@ -183,13 +183,13 @@ inline void tile_sdot(const uint8_t* tile, const QuantizedActivations* x, int64_
 
 // The integer dots of block b's tile with 2 * kPairs activation rows,
 // in pairs, through SMMLA (NeonCore::kMmla): out as for tile_sdot.
-// Register q of a pair holds columns 8q..8q+7 of both its rows; zipping
-// tile vectors 2c and 2c+1 by 32-bit lanes gives columns 8c..8c+7 (low
-// nibbles) and 16+8c..16+8c+7 (high nibbles) of 2 weight rows per register,
-// 8 zips per tile.
-// Each 2x2 result (lane 2i + j: activation row i, weight row j) sums 4
-// SMMLAs, one per 8 columns; two 64-bit zips then give each activation
-// row its 4 weight-row lanes. 16 SMMLAs per pair.
+// Register q of a pair holds columns 8q..8q+7 of both its rows (2 zips
+// per 16 columns); zipping tile vectors 2c and 2c+1 by 32-bit lanes gives
+// columns 8c..8c+7 (low nibbles) and 16+8c..16+8c+7 (high nibbles) of 2
+// weight rows per register (8 zips per tile, shared by the pairs). Each
+// 2x2 result (lane 2i + j: activation row i, weight row j) sums 4 SMMLAs,
+// one per 8 columns; two 64-bit zips then give each activation row its 4
+// weight-row lanes. 16 SMMLAs per pair.
 template <int kPairs>
 inline void tile_mmla(const uint8_t* tile, const QuantizedActivations* x, int64_t b, int32x4_t (*out)[2]) {
   int8x16_t am[kPairs][4];
@@ -239,13 +239,13 @@ inline void tile_mmla(const uint8_t* tile, const QuantizedActivations* x, int64_
 // the exact integer sums. For T = 4 everything live fits the 32 vector
 // registers: 8 float and 8 integer accumulators, 8 activation vectors and
 // one vector's codes (SDOT) or two zipped vectors' (SMMLA). T = 1 or 3
-// stays on SDOT: a pair plus an odd row, or 3 rows as 2 pairs, measured
-// 151 instructions per tile against SDOT's 132 (aarch64 GCC 12), since
-// the odd row needs the tile unpacked a second way.
+// stays on SDOT: at 3 rows a pair through SMMLA plus the odd row through
+// SDOT measured 151 instructions per tile against SDOT's 132 (aarch64 GCC
+// 12), the odd row needing the tile unpacked a second way.
 template <ScaleFormat F, bool kSymmetric, int T>
 void int4_group(const Int4Matrix& w, const QuantizedActivations* x, int64_t g, float* y, int64_t ldy, int lo,
                 int hi) {
-  constexpr bool kPairs = NeonCore::kMmla && T % 2 == 0;
+  constexpr bool kMmla = NeonCore::kMmla && T % 2 == 0;  // pairs of rows through SMMLA
   constexpr int S = T <= 2 ? 2 : 1;
   const int64_t nb = w.blocks();
   const uint8_t* tiles = w.tile(g, 0);
@@ -255,7 +255,7 @@ void int4_group(const Int4Matrix& w, const QuantizedActivations* x, int64_t g, f
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* tile = tiles + b * kInt4TileBytes;
     int32x4_t isum[T][2];
-    if constexpr (kPairs) {
+    if constexpr (kMmla) {
       tile_mmla<T / 2>(tile, x, b, isum);
     } else {
       tile_sdot<T, S>(tile, x, b, isum);
