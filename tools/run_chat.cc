@@ -30,7 +30,8 @@ std::string answer(Runtime& rt, const Request& proto, const chat::ChatTemplate& 
         "the conversation has {} tokens, the context holds {} (/reset starts over, -c sets the "
         "context)",
         prompt, context);
-  if (req.n_predict >= 0) req.n_predict = static_cast<int>(std::min<int64_t>(req.n_predict, context - prompt));
+  if (req.n_predict >= 0)
+    req.n_predict = static_cast<int>(std::min<int64_t>(req.n_predict, context - prompt));
   const Result r = rt.generate(req, [](int, int32_t, std::string_view piece) {
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);

@@ -21,7 +21,8 @@
 namespace chorus::chat {
 
 struct Message {
-  std::string role;  // "system", "user", "assistant" (others pass through where the template allows)
+  std::string
+      role;  // "system", "user", "assistant" (others pass through where the template allows)
   std::string content;
 };
 
@@ -58,8 +59,9 @@ struct ChatTemplate {
   // ChatML templates that add a system turn when the conversation starts
   // without one (SmolLM2, Qwen2): its text; empty: none.
   std::string default_system;
-  bool skip_empty_system = false;           // Phi-3.5: a system turn with no content is left out
-  bool always_generation_prompt = false;    // the first Llama 3 template ignores add_generation_prompt
+  bool skip_empty_system = false;  // Phi-3.5: a system turn with no content is left out
+  bool always_generation_prompt =
+      false;  // the first Llama 3 template ignores add_generation_prompt
 };
 
 // The names --chat-template accepts, in a fixed order.
@@ -86,7 +88,8 @@ ChatTemplate choose_template(const std::string& choice, std::string_view model_t
 // The prompt the template renders for `messages`. Throws Error where the
 // real template raises an exception (its message included), and for an
 // empty conversation.
-std::string render(const ChatTemplate& t, std::span<const Message> messages, const RenderOptions& options);
+std::string render(const ChatTemplate& t, std::span<const Message> messages,
+                   const RenderOptions& options);
 
 // Python's str.strip() (Jinja's `trim` filter): removes leading and trailing
 // Unicode whitespace (Python's str.isspace set) from UTF-8 text; bytes that

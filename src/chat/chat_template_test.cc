@@ -54,8 +54,10 @@ TEST(ChatTemplate, RendersWhatJinjaRenders) {
       ++rendered;
     } else {
       const std::string error = error_of([&] { render(t, messages, o); });
-      EXPECT_NE(error.find(c["error"].get<std::string>()), std::string::npos) << what << ": " << error;
-      EXPECT_NE(error.find("chat template " + c["name"].get<std::string>()), std::string::npos) << error;
+      EXPECT_NE(error.find(c["error"].get<std::string>()), std::string::npos)
+          << what << ": " << error;
+      EXPECT_NE(error.find("chat template " + c["name"].get<std::string>()), std::string::npos)
+          << error;
       ++raised;
     }
   }
@@ -72,7 +74,8 @@ TEST(ChatTemplate, NamesRenderAsTheirTemplates) {
   for (const auto& c : vectors["cases"]) {
     const std::string file = c["template"];
     const ChatTemplate from_file = recognise_template(read_file(kDir + file), file);
-    if (!from_file.default_system.empty() || from_file.skip_empty_system || !c.contains("expected")) continue;
+    if (!from_file.default_system.empty() || from_file.skip_empty_system || !c.contains("expected"))
+      continue;
     const ChatTemplate named = template_by_name(c["name"].get<std::string>());
     RenderOptions o;
     o.add_generation_prompt = c["add_generation_prompt"];
@@ -87,7 +90,8 @@ TEST(ChatTemplate, NamesRenderAsTheirTemplates) {
 
 TEST(ChatTemplate, FilesCarryTheirQuirks) {
   const ChatTemplate smol = recognise_template(read_file(kDir + "smollm2.jinja"), "smollm2");
-  EXPECT_EQ(smol.default_system, "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
+  EXPECT_EQ(smol.default_system,
+            "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
   EXPECT_FALSE(smol.writes_bos);
   EXPECT_EQ(describe(smol),
             "chatml (default system prompt: \"You are a helpful AI assistant named SmolLM, trained "
@@ -102,7 +106,8 @@ TEST(ChatTemplate, FilesCarryTheirQuirks) {
 TEST(ChatTemplate, Llama3WithoutGenerationPromptCondition) {
   const ChatTemplate t = recognise_template(
       "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
-      "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim "
+      "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | "
+      "trim "
       "+ '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif "
       "%}{{ content }}{% endfor %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}",
       "t");
@@ -121,7 +126,8 @@ TEST(ChatTemplate, NearMissesAreNotRecognised) {
       "{{- bos_token }}{%- set date_string = \"26 Jul 2024\" %}{{- \"Cutting Knowledge Date: "
       "December 2023\\n\" }}<|start_header_id|><|eot_id|>",
       // The first Phi-3-mini template: no system turns, the assistant header after each user turn.
-      "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') %}{{'<|user|>' + "
+      "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') "
+      "%}{{'<|user|>' + "
       "'\n' + message['content'] + '<|end|>' + '\n' + '<|assistant|>' + '\n'}}{% elif "
       "(message['role'] == 'assistant') %}{{message['content'] + '<|end|>' + '\n'}}{% endif %}{% "
       "endfor %}",
@@ -145,7 +151,8 @@ TEST(ChatTemplate, NearMissesAreNotRecognised) {
                      "mistral-v0.2, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, gemma, "
                      "phi3)"),
               std::string::npos)
-        << t << "\n" << e;
+        << t << "\n"
+        << e;
   }
 }
 
@@ -160,14 +167,17 @@ TEST(ChatTemplate, ChoosesNameFileOrModel) {
             "--chat-template: the model has no chat template (tokenizer.chat_template); pass "
             "--chat-template NAME (one of: chatml, llama2, llama3, zephyr, mistral-v0.1, "
             "mistral-v0.2, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, gemma, phi3)");
-  EXPECT_NE(error_of([] { choose_template("vicuna", ""); })
-                .find("--chat-template: 'vicuna' is neither a template name (one of: chatml, "),
+  EXPECT_NE(error_of([] {
+              choose_template("vicuna", "");
+            }).find("--chat-template: 'vicuna' is neither a template name (one of: chatml, "),
             std::string::npos);
-  EXPECT_NE(error_of([] { choose_template(kDir + "render.py", ""); })
-                .find("render.py: not a chat template chorus recognises; pass --chat-template NAME"),
+  EXPECT_NE(error_of([] {
+              choose_template(kDir + "render.py", "");
+            }).find("render.py: not a chat template chorus recognises; pass --chat-template NAME"),
             std::string::npos);
-  EXPECT_NE(error_of([] { template_by_name("llama"); }).find("no template named 'llama' (one of: chatml"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([] { template_by_name("llama"); }).find("no template named 'llama' (one of: chatml"),
+      std::string::npos);
 }
 
 TEST(ChatTemplate, EmptyConversationIsAnError) {

@@ -61,7 +61,9 @@ std::string normalise(std::string_view jinja) {
   return s;
 }
 
-bool has(const std::string& text, std::string_view marker) { return text.find(marker) != std::string::npos; }
+bool has(const std::string& text, std::string_view marker) {
+  return text.find(marker) != std::string::npos;
+}
 
 // The system text a ChatML template adds when the first message is not a
 // system one (`{% if loop.first and messages[0]['role'] != 'system' %}{{
@@ -106,7 +108,9 @@ std::optional<ChatTemplate> recognise_llama3(const std::string& t) {
       has(t, "tool")) {
     return std::nullopt;
   }
-  if (!has(t, "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>'")) {
+  if (!has(t,
+           "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] "
+           "| trim + '<|eot_id|>'")) {
     return std::nullopt;
   }
   ChatTemplate c;
@@ -130,7 +134,8 @@ std::optional<Family> recognise_inst(const std::string& t) {
                : std::nullopt;
   }
   if (has(t, "'[INST]' + message['content'] + '[/INST]'")) return Family::kMistralV3Tekken;
-  if (has(t, "'[INST] ' + message['content'] + '[/INST]'") && has(t, "message['content']|trim + eos_token")) {
+  if (has(t, "'[INST] ' + message['content'] + '[/INST]'") &&
+      has(t, "message['content']|trim + eos_token")) {
     return Family::kMistralV3;
   }
   if (has(t, "' [INST] ' + message['content'] + ' [/INST]'")) return Family::kMistralV1;
@@ -149,7 +154,8 @@ std::optional<ChatTemplate> recognise_other(const std::string& t) {
   if (has(t, "<start_of_turn>")) {
     // Gemma 1 and 2; Gemma 3 folds a system turn into the first user turn.
     if (!has(t, "System role not supported") ||
-        !has(t, "'<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n'")) {
+        !has(t,
+             "'<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n'")) {
       return std::nullopt;
     }
     c.family = Family::kGemma;
@@ -203,7 +209,8 @@ std::string family_name(Family family) {
 
 std::string describe(const ChatTemplate& t) {
   std::string s = family_name(t.family);
-  if (!t.default_system.empty()) s += fmt::format(" (default system prompt: \"{}\")", t.default_system);
+  if (!t.default_system.empty())
+    s += fmt::format(" (default system prompt: \"{}\")", t.default_system);
   if (t.skip_empty_system) s += " (empty system turns left out)";
   if (t.always_generation_prompt) s += " (always opens the assistant turn)";
   return s;
@@ -218,7 +225,8 @@ ChatTemplate template_by_name(std::string_view name) {
       return c;
     }
   }
-  throw Error("--chat-template", fmt::format("no template named '{}' (one of: {})", name, names_list()));
+  throw Error("--chat-template",
+              fmt::format("no template named '{}' (one of: {})", name, names_list()));
 }
 
 ChatTemplate recognise_template(std::string_view jinja, const std::string& where) {
@@ -233,9 +241,10 @@ ChatTemplate recognise_template(std::string_view jinja, const std::string& where
   }
   if (!found && !has(t, "[INST]")) found = recognise_other(t);
   if (!found) {
-    throw Error(where, fmt::format("not a chat template chorus recognises; pass --chat-template NAME "
-                                   "(one of: {})",
-                                   names_list()));
+    throw Error(where,
+                fmt::format("not a chat template chorus recognises; pass --chat-template NAME "
+                            "(one of: {})",
+                            names_list()));
   }
   found->writes_bos = has(t, "bos_token");
   return *found;
@@ -244,7 +253,8 @@ ChatTemplate recognise_template(std::string_view jinja, const std::string& where
 ChatTemplate choose_template(const std::string& choice, std::string_view model_template) {
   if (!choice.empty()) {
     const std::vector<std::string> names = template_names();
-    if (std::find(names.begin(), names.end(), choice) != names.end()) return template_by_name(choice);
+    if (std::find(names.begin(), names.end(), choice) != names.end())
+      return template_by_name(choice);
     std::ifstream in(choice, std::ios::binary);
     check(static_cast<bool>(in), "--chat-template",
           "'{}' is neither a template name (one of: {}) nor a readable file", choice, names_list());

@@ -12,7 +12,8 @@ namespace {
 using Messages = std::span<const Message>;
 
 // The templates' own exception messages.
-constexpr const char* kAlternate = "Conversation roles must alternate user/assistant/user/assistant/...";
+constexpr const char* kAlternate =
+    "Conversation roles must alternate user/assistant/user/assistant/...";
 constexpr const char* kAlternateAfterSystem =
     "After the optional system message, conversation roles must alternate "
     "user/assistant/user/assistant/...";
@@ -29,7 +30,9 @@ constexpr const char* kOnlyUserAssistantSystem =
 // places. Other roles pass at odd places, as in the templates.
 bool breaks_alternation(const Message& m, size_t i) { return (m.role == "user") != (i % 2 == 0); }
 
-std::string bos(const ChatTemplate& t, const RenderOptions& o) { return t.writes_bos ? o.bos_token : ""; }
+std::string bos(const ChatTemplate& t, const RenderOptions& o) {
+  return t.writes_bos ? o.bos_token : "";
+}
 
 // Templates of the form `if messages[0]['role'] == 'system'`: the leading
 // system message and the rest.
@@ -55,8 +58,9 @@ std::string llama2(const ChatTemplate& t, Messages msgs, const RenderOptions& o)
   for (size_t i = 0; i < loop.size(); ++i) {
     const Message& m = loop[i];
     if (breaks_alternation(m, i)) raise(t, kAlternate);
-    const std::string content =
-        i == 0 && has_system ? "<<SYS>>\n" + msgs[0].content + "\n<</SYS>>\n\n" + m.content : m.content;
+    const std::string content = i == 0 && has_system
+                                    ? "<<SYS>>\n" + msgs[0].content + "\n<</SYS>>\n\n" + m.content
+                                    : m.content;
     if (m.role == "user") {
       out += bos(t, o) + "[INST] " + python_strip(content) + " [/INST]";
     } else if (m.role == "assistant") {
@@ -200,23 +204,34 @@ std::string phi3(const ChatTemplate& t, Messages msgs, const RenderOptions& o) {
 
 }  // namespace
 
-std::string render(const ChatTemplate& t, std::span<const Message> messages, const RenderOptions& options) {
+std::string render(const ChatTemplate& t, std::span<const Message> messages,
+                   const RenderOptions& options) {
   // Every family's template indexes messages[0] or renders only a
   // generation prompt for nothing; neither is a useful prompt.
   if (messages.empty()) raise(t, "the conversation has no messages");
   switch (t.family) {
-    case Family::kChatml: return chatml(t, messages, options);
-    case Family::kLlama2: return llama2(t, messages, options);
-    case Family::kLlama3: return llama3(t, messages, options);
-    case Family::kZephyr: return zephyr(t, messages, options);
+    case Family::kChatml:
+      return chatml(t, messages, options);
+    case Family::kLlama2:
+      return llama2(t, messages, options);
+    case Family::kLlama3:
+      return llama3(t, messages, options);
+    case Family::kZephyr:
+      return zephyr(t, messages, options);
     case Family::kMistralV01:
-    case Family::kMistralV02: return mistral_v0(t, messages, options);
-    case Family::kMistralV1: return mistral_v1(t, messages, options);
+    case Family::kMistralV02:
+      return mistral_v0(t, messages, options);
+    case Family::kMistralV1:
+      return mistral_v1(t, messages, options);
     case Family::kMistralV3:
-    case Family::kMistralV3Tekken: return mistral_v3(t, messages, options);
-    case Family::kMistralV7: return mistral_v7(t, messages, options);
-    case Family::kGemma: return gemma(t, messages, options);
-    case Family::kPhi3: return phi3(t, messages, options);
+    case Family::kMistralV3Tekken:
+      return mistral_v3(t, messages, options);
+    case Family::kMistralV7:
+      return mistral_v7(t, messages, options);
+    case Family::kGemma:
+      return gemma(t, messages, options);
+    case Family::kPhi3:
+      return phi3(t, messages, options);
   }
   raise(t, "unknown template family");
 }
