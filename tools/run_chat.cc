@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <utility>
 #include <vector>
 
 #include "chat/chat_template.h"
@@ -20,11 +21,11 @@ namespace {
 std::string answer(Runtime& rt, const Request& proto, const chat::ChatTemplate& t,
                    const chat::RenderOptions& ro, const std::vector<chat::Message>& history,
                    int context) {
+  chat::ChatPrompt rendered = chat::chat_prompt(t, history, ro);
   Request req = proto;
-  req.prompt = chat::render(t, history, ro);
+  req.prompt = std::move(rendered.text);
+  req.add_bos = rendered.add_bos;
   req.parse_special = true;
-  // A template that writes BOS itself: the tokenizer must not add another.
-  req.add_bos = ro.bos_token.empty() || !req.prompt.starts_with(ro.bos_token);
   const int64_t prompt = static_cast<int64_t>(rt.tokenize(req.prompt, req.add_bos, true).size());
   check(prompt < context, "--chat",
         "the conversation has {} tokens, the context holds {} (/reset starts over, -c sets the "

@@ -91,6 +91,18 @@ ChatTemplate choose_template(const std::string& choice, std::string_view model_t
 std::string render(const ChatTemplate& t, std::span<const Message> messages,
                    const RenderOptions& options);
 
+// A rendered conversation as the tokenizer should take it: `text` with
+// special token texts parsed as tokens (Request::parse_special), and BOS
+// added as the vocabulary asks only when the template did not write it
+// already (`add_bos` false when text starts with bos_token), so a prompt
+// never starts with two BOS tokens.
+struct ChatPrompt {
+  std::string text;
+  bool add_bos = true;
+};
+ChatPrompt chat_prompt(const ChatTemplate& t, std::span<const Message> messages,
+                       const RenderOptions& options);
+
 // Python's str.strip() (Jinja's `trim` filter): removes leading and trailing
 // Unicode whitespace (Python's str.isspace set) from UTF-8 text; bytes that
 // are not valid UTF-8 count as non-space.

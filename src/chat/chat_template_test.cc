@@ -180,6 +180,19 @@ TEST(ChatTemplate, ChoosesNameFileOrModel) {
       std::string::npos);
 }
 
+// BOS is added by the tokenizer only when the template did not write it.
+TEST(ChatTemplate, ChatPromptAddsBosOnce) {
+  const std::vector<Message> m = {{"user", "Hi"}};
+  const RenderOptions o{true, "<s>", "</s>"};
+  const ChatPrompt llama2 = chat_prompt(template_by_name("llama2"), m, o);
+  EXPECT_EQ(llama2.text, "<s>[INST] Hi [/INST]");
+  EXPECT_FALSE(llama2.add_bos);
+  const ChatPrompt chatml = chat_prompt(template_by_name("chatml"), m, o);
+  EXPECT_EQ(chatml.text, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_TRUE(chatml.add_bos);
+  EXPECT_TRUE(chat_prompt(template_by_name("llama2"), m, {true, "", ""}).add_bos);
+}
+
 TEST(ChatTemplate, EmptyConversationIsAnError) {
   for (const std::string& name : template_names()) {
     const std::string e = error_of([&] { render(template_by_name(name), {}, {}); });

@@ -236,4 +236,12 @@ std::string render(const ChatTemplate& t, std::span<const Message> messages,
   raise(t, "unknown template family");
 }
 
+ChatPrompt chat_prompt(const ChatTemplate& t, std::span<const Message> messages,
+                       const RenderOptions& options) {
+  ChatPrompt p;
+  p.text = render(t, messages, options);
+  p.add_bos = options.bos_token.empty() || !p.text.starts_with(options.bos_token);
+  return p;
+}
+
 }  // namespace chorus::chat
