@@ -1,6 +1,7 @@
 # `chorus run --chat`: user turns from stdin, the conversation formatted with
-# a chat template (stories260K has none, so --chat-template names one), the
-# history kept across turns; template choice and its errors.
+# a chat template (stories260K has none: --chat-template names one, or a copy
+# of the model carries one in tokenizer.chat_template), the history kept
+# across turns; `chorus info`'s template line; template choice and its errors.
 source "$(dirname "$0")/lib.sh"
 MODEL="$SRC/models/stories260K.gguf"
 RUN=("$CHORUS" run -m "$MODEL" -n 8 --temp 0 -t 1)
@@ -56,13 +57,51 @@ grep -q "chorus: error: --chat: the conversation has [0-9]* tokens, the context 
   "$TMP/long.err" || fail "too long: $(cat "$TMP/long.err")"
 [[ $(grep -c "prompt tokens, 8 generated" "$TMP/long.err") -eq 1 ]] || fail "turn after the error: $(cat "$TMP/long.err")"
 
+# A model carrying a chat template: stories260K with tokenizer.chat_template
+# added (and a padding key, so the data section keeps its 32-byte alignment).
+with_template() {  # with_template TEMPLATE_FILE OUT.gguf
+  python3 - "$MODEL" "$2" "$1" <<'PY'
+import struct, sys
+src, dst, template = sys.argv[1], sys.argv[2], open(sys.argv[3], "rb").read()
+b = open(src, "rb").read()
+version, n_tensors, n_kv = struct.unpack_from("<IQQ", b, 4)
+def kv(key, value):
+    k = key.encode()
+    return struct.pack("<Q", len(k)) + k + struct.pack("<IQ", 8, len(value)) + value
+new = kv("tokenizer.chat_template", template)
+new += kv("test.padding", b" " * (-(len(new) + len(kv("test.padding", b""))) % 32))
+open(dst, "wb").write(b[:4] + struct.pack("<IQQ", version, n_tensors, n_kv + 2) + new + b[24:])
+PY
+}
+with_template "$SRC/tests/data/chat_templates/smollm2.jinja" "$TMP/smol.gguf"
+info=$("$CHORUS" info "$TMP/smol.gguf")
+[[ "$info" == *'chat template chatml (default system prompt: "You are a helpful AI assistant named SmolLM, trained by Hugging Face")'* ]] \
+  || fail "info of a model with a template: $info"
+SMOL=("$CHORUS" run -m "$TMP/smol.gguf" -n 8 --temp 0 -t 1)
+printf 'Hi\n' | "${SMOL[@]}" --chat >"$TMP/smol.out" 2>"$TMP/smol.err"
+grep -q "chat template chatml (default system prompt" "$TMP/smol.err" || fail "model's template: $(cat "$TMP/smol.err")"
+"${SMOL[@]}" -p $'<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n' \
+  --json | text_of >"$TMP/smol.want"
+echo >>"$TMP/smol.want"
+cmp -s "$TMP/smol.out" "$TMP/smol.want" || fail "model's template: got [$(cat "$TMP/smol.out")] want [$(cat "$TMP/smol.want")]"
+echo "ok: the model's own template, with its default system prompt"
+printf 'Hi\n' | "${SMOL[@]}" --chat --chat-template zephyr >/dev/null 2>"$TMP/override.err"
+grep -q "chat template zephyr;" "$TMP/override.err" || fail "override: $(cat "$TMP/override.err")"
+printf 'Hello {{ name }}' >"$TMP/odd.jinja"
+with_template "$TMP/odd.jinja" "$TMP/odd.gguf"
+info=$("$CHORUS" info "$TMP/odd.gguf")
+[[ "$info" == *"chat template not recognised (16 bytes; chat needs --chat-template NAME, one of: chatml, "* ]] \
+  || fail "info of an unrecognised template: $info"
+
 names="chatml, llama2, llama3, zephyr, mistral-v0.1, mistral-v0.2, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7, gemma, phi3"
 expect_error "no template" \
   "chorus: error: --chat-template: the model has no chat template (tokenizer.chat_template); pass --chat-template NAME (one of: $names)" \
   "${RUN[@]}" --chat
 expect_error "unknown name" "--chat-template: 'vicuna' is neither a template name (one of: $names) nor a readable file" \
   "${RUN[@]}" --chat --chat-template vicuna
-printf 'Hello {{ name }}' >"$TMP/odd.jinja"
+expect_error "unrecognised model template" \
+  "chorus: error: tokenizer.chat_template: not a chat template chorus recognises; pass --chat-template NAME (one of: $names)" \
+  "$CHORUS" run -m "$TMP/odd.gguf" --chat
 expect_error "unrecognised file" "$TMP/odd.jinja: not a chat template chorus recognises; pass --chat-template NAME (one of: $names)" \
   "${RUN[@]}" --chat --chat-template "$TMP/odd.jinja"
 expect_error "gemma has no system role" "chorus: error: chat template gemma: System role not supported" \
