@@ -34,7 +34,7 @@ struct RenderOptions {
 };
 
 enum class Family {
-  kChatml,           // <|im_start|>role\n...<|im_end|>\n (SmolLM2, Qwen2, OpenHermes)
+  kChatml,           // <|im_start|>role\n...<|im_end|>\n (SmolLM2, Qwen2, Qwen2.5, OpenHermes)
   kLlama2,           // <s>[INST] <<SYS>>\n...\n<</SYS>>\n\n... [/INST] ... </s>
   kLlama3,           // <|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|>
   kZephyr,           // <|user|>\n...</s>\n (Zephyr, TinyLlama-Chat)
@@ -59,6 +59,10 @@ struct ChatTemplate {
   // ChatML templates that add a system turn when the conversation starts
   // without one (SmolLM2, Qwen2): its text; empty: none.
   std::string default_system;
+  // The tool-calling ChatML form (Qwen2.5): the system turn (the first
+  // message's or the default) comes first, roles other than system, user and
+  // assistant are left out; tool messages are not supported.
+  bool chatml_tool_form = false;
   bool skip_empty_system = false;  // Phi-3.5: a system turn with no content is left out
   bool always_generation_prompt =
       false;  // the first Llama 3 template ignores add_generation_prompt

@@ -96,6 +96,13 @@ TEST(ChatTemplate, FilesCarryTheirQuirks) {
   EXPECT_EQ(describe(smol),
             "chatml (default system prompt: \"You are a helpful AI assistant named SmolLM, trained "
             "by Hugging Face\")");
+  const ChatTemplate qwen = recognise_template(read_file(kDir + "qwen2.5.jinja"), "qwen");
+  EXPECT_TRUE(qwen.chatml_tool_form);
+  EXPECT_EQ(qwen.default_system,
+            "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
+  EXPECT_EQ(describe(qwen),
+            "chatml (tool-calling form) (default system prompt: \"You are Qwen, created by Alibaba "
+            "Cloud. You are a helpful assistant.\")");
   EXPECT_TRUE(recognise_template(read_file(kDir + "phi3.5.jinja"), "p").skip_empty_system);
   EXPECT_FALSE(recognise_template(read_file(kDir + "phi3.jinja"), "p").skip_empty_system);
   EXPECT_TRUE(recognise_template(read_file(kDir + "gemma.jinja"), "g").writes_bos);
@@ -135,7 +142,7 @@ TEST(ChatTemplate, NearMissesAreNotRecognised) {
       "{% for message in messages %}{% if message['role'] == 'user' %}{{ '<|user|>\\n' + "
       "message['content'] + eos_token }}{% elif message['role'] == 'system' %}{{ '<|system|>\\n' + "
       "message['content'] + eos_token }}{% endif %}{% endfor %}",
-      // ChatML with tool calls (Qwen2.5).
+      // ChatML with tool calls, not in Qwen2.5's form.
       "{%- if tools %}{{- '<|im_start|>system\\n' }}{%- endif %}{{- '<|im_start|>' + message.role "
       "+ '\\n' + message.content + '<|im_end|>' + '\\n' }}",
       // Gemma 3 folds the system turn into the first user turn.

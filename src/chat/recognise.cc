@@ -66,39 +66,58 @@ bool has(const std::string& text, std::string_view marker) {
 }
 
 // The system text a ChatML template adds when the first message is not a
-// system one (`{% if loop.first and messages[0]['role'] != 'system' %}{{
-// '<|im_start|>system\n...<|im_end|>\n' }}`). nullopt: the template has such
-// a branch but not in that form; "" : it has none.
-std::optional<std::string> chatml_default_system(const std::string& t) {
-  const size_t branch = t.find("messages[0]['role'] != 'system'");
-  if (branch == std::string::npos) return std::string();
+// system one: the first string literal after `from` that is a whole system
+// turn, '<|im_start|>system\n...<|im_end|>\n' (SmolLM2 and Qwen2 write it
+// under `loop.first and messages[0]['role'] != 'system'`, Qwen2.5 in the
+// else branch of `messages[0]['role'] == 'system'`). nullopt: none in that
+// simple form.
+std::optional<std::string> default_system_turn(const std::string& t, size_t from) {
   const std::string open = "'<|im_start|>system\n";
-  const size_t start = t.find(open, branch);
-  if (start == std::string::npos) return std::nullopt;
-  const size_t text = start + open.size();
-  const size_t close = t.find('\'', text);
   const std::string end = "<|im_end|>\n";
-  if (close == std::string::npos || close - text < end.size() ||
-      t.compare(close - end.size(), end.size(), end) != 0) {
-    return std::nullopt;
+  for (size_t start = t.find(open, from); start != std::string::npos;
+       start = t.find(open, start + 1)) {
+    const size_t text = start + open.size();
+    const size_t close = t.find('\'', text);
+    if (close == std::string::npos) return std::nullopt;
+    if (close - text < end.size() || t.compare(close - end.size(), end.size(), end) != 0) continue;
+    std::string system = t.substr(text, close - end.size() - text);
+    if (system.find('\\') != std::string::npos) return std::nullopt;  // escapes: not this form
+    return system;
   }
-  std::string system = t.substr(text, close - end.size() - text);
-  if (system.find('\\') != std::string::npos) return std::nullopt;  // escapes: not this simple form
-  return system;
+  return std::nullopt;
 }
 
 std::optional<ChatTemplate> recognise_chatml(const std::string& t) {
-  // Tool-calling ChatML templates (Qwen2.5) and Phi-4's <|im_sep|> format
-  // other things as well; they need a name given.
-  if (!has(t, "<|im_start|>") || has(t, "<|im_sep|>") || has(t, "tool")) return std::nullopt;
+  if (!has(t, "<|im_start|>") || has(t, "<|im_sep|>")) return std::nullopt;  // Phi-4: <|im_sep|>
+  ChatTemplate c;
+  c.family = Family::kChatml;
+  if (has(t, "'<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>' + '\n'") &&
+      has(t,
+          "(message.role == 'user') or (message.role == 'system' and not loop.first) or "
+          "(message.role == 'assistant' and not message.tool_calls)") &&
+      has(t,
+          "{%- if messages[0]['role'] == 'system' %}\n        {{- '<|im_start|>system\n' + "
+          "messages[0]['content'] + '<|im_end|>\n' }}\n    {%- else %}")) {
+    // Qwen2.5's tool-calling form.
+    const size_t branch =
+        t.find("{%- if messages[0]['role'] == 'system' %}\n        {{- '<|im_start|>system\n' + ");
+    const std::optional<std::string> system = default_system_turn(t, branch);
+    if (!system) return std::nullopt;
+    c.chatml_tool_form = true;
+    c.default_system = *system;
+    return c;
+  }
+  // Other templates mentioning tools format more than the turns below.
+  if (has(t, "tool")) return std::nullopt;
   if (!has(t, "'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>'")) {
     return std::nullopt;
   }
-  const std::optional<std::string> system = chatml_default_system(t);
-  if (!system) return std::nullopt;
-  ChatTemplate c;
-  c.family = Family::kChatml;
-  c.default_system = *system;
+  const size_t branch = t.find("messages[0]['role'] != 'system'");
+  if (branch != std::string::npos) {
+    const std::optional<std::string> system = default_system_turn(t, branch);
+    if (!system) return std::nullopt;
+    c.default_system = *system;
+  }
   return c;
 }
 
@@ -209,8 +228,10 @@ std::string family_name(Family family) {
 
 std::string describe(const ChatTemplate& t) {
   std::string s = family_name(t.family);
-  if (!t.default_system.empty())
+  if (t.chatml_tool_form) s += " (tool-calling form)";
+  if (!t.default_system.empty()) {
     s += fmt::format(" (default system prompt: \"{}\")", t.default_system);
+  }
   if (t.skip_empty_system) s += " (empty system turns left out)";
   if (t.always_generation_prompt) s += " (always opens the assistant turn)";
   return s;

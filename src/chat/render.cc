@@ -38,7 +38,26 @@ std::string bos(const ChatTemplate& t, const RenderOptions& o) {
 // system message and the rest.
 bool leading_system(Messages m) { return m[0].role == "system"; }
 
+// Qwen2.5: the system turn first, then user and assistant turns and later
+// system turns; other roles are left out.
+std::string chatml_tool_form(const ChatTemplate& t, Messages msgs, const RenderOptions& o) {
+  std::string out = bos(t, o);
+  const bool has_system = leading_system(msgs);
+  out +=
+      "<|im_start|>system\n" + (has_system ? msgs[0].content : t.default_system) + "<|im_end|>\n";
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    const Message& m = msgs[i];
+    if (m.role == "tool") raise(t, "tool messages are not supported by chorus");
+    if (m.role == "user" || (m.role == "system" && i > 0) || m.role == "assistant") {
+      out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+    }
+  }
+  if (o.add_generation_prompt) out += "<|im_start|>assistant\n";
+  return out;
+}
+
 std::string chatml(const ChatTemplate& t, Messages msgs, const RenderOptions& o) {
+  if (t.chatml_tool_form) return chatml_tool_form(t, msgs, o);
   std::string out = bos(t, o);
   for (size_t i = 0; i < msgs.size(); ++i) {
     if (i == 0 && !t.default_system.empty() && msgs[0].role != "system") {

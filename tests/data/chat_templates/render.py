@@ -22,6 +22,7 @@ OUT = os.path.join(HERE, "expected.json")
 TEMPLATES = [
     ("chatml.jinja", "chatml", "<s>", "<|im_end|>"),  # OpenHermes-2.5-Mistral-7B
     ("smollm2.jinja", "chatml", "<|im_start|>", "<|im_end|>"),  # SmolLM2-Instruct
+    ("qwen2.5.jinja", "chatml", "", "<|im_end|>"),  # Qwen2.5-Instruct (no BOS token)
     ("llama2.jinja", "llama2", "<s>", "</s>"),  # Llama-2-7b-chat-hf
     ("llama3.jinja", "llama3", "<|begin_of_text|>", "<|eot_id|>"),  # Meta-Llama-3-8B-Instruct
     ("zephyr.jinja", "zephyr", "<s>", "</s>"),  # TinyLlama-1.1B-Chat-v1.0
@@ -62,6 +63,7 @@ CONVERSATIONS = [
     [(U, "Q"), (A, "A"), (S, "late system"), (U, "Q2")],
     [(S, "Only a system prompt")],
     [(U, "")],
+    [(U, "Q"), ("developer", "another role"), (A, "A")],
 ]
 
 
