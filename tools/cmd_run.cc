@@ -192,8 +192,10 @@ Plan make_plan(const RunArgs& a) {
   for (int i = 0; i < (n_suffixes == 0 ? 0 : p.k); ++i)
     p.suffixes.push_back(a.suffixes[n_suffixes == 1 ? 0 : i]);
   p.ranked = a.streams > 1 && a.temperature == 0.0f;
-  check(!a.reference || (p.k == 1 && p.adapters.empty() && p.suffixes.empty() && !a.interactive && !a.chat),
-        "--reference", "runs one stream on the base model (no --streams, --lora, --suffix, -i or --chat)");
+  check(!a.reference ||
+            (p.k == 1 && p.adapters.empty() && p.suffixes.empty() && !a.interactive && !a.chat),
+        "--reference",
+        "runs one stream on the base model (no --streams, --lora, --suffix, -i or --chat)");
   check(!a.chat || (p.k == 1 && p.suffixes.empty() && !a.interactive && !a.json), "--chat",
         "is one conversation on one stream (no --streams, --styles, --suffix, -i or --json)");
   check(!a.chat || (a.prompt.empty() && a.prompt_file.empty()), "--chat",
@@ -642,8 +644,9 @@ void add_run_command(CLI::App& app, Command* selected) {
                 "Chat: read the user's turns from stdin, one per line, and answer each with the "
                 "whole conversation formatted by the model's chat template (/reset, /quit)");
   cmd->add_option("--chat-template", args->chat_options.template_choice,
-                  "With --chat: a template name (" + fmt::format("{}", fmt::join(chat::template_names(), ", ")) +
-                      ") or a file holding a Jinja chat template, instead of the model's");
+                  fmt::format("With --chat: a template name ({}) or a file holding a Jinja chat "
+                              "template, instead of the model's",
+                              fmt::join(chat::template_names(), ", ")));
   cmd->add_option("--system", args->chat_options.system, "With --chat: the system prompt");
   cmd->add_flag("--side-by-side", args->side_by_side,
                 "Show the streams in columns ($COLUMNS or the terminal's width) instead of blocks");
