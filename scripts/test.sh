@@ -4,10 +4,17 @@
 #   scripts/test.sh --asan     AddressSanitizer + UBSan build in build-asan/
 # Besides the build packages (scripts/deps.sh), Debian's python3-torch and
 # python3-numpy: tests/cli/train_forecast.sh runs the forecast trainer
-# (ctest reports it as not run without them).
+# (ctest reports it as not run without them), and python3-jinja2:
+# tests/cli/chat_template_vectors.sh re-renders the chat-template vectors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/torch_deps.sh test
+if ! /usr/bin/python3 -c "import jinja2" 2>/dev/null; then
+  echo "test: installing python3-jinja2" >&2
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-jinja2 >/dev/null
+fi
 dir=build; args=()
 if [[ "${1:-}" == "--asan" ]]; then
   dir=build-asan; args=(-DCMAKE_BUILD_TYPE=Debug -DCHORUS_SANITIZE=ON)

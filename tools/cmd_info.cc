@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include "chat/chat_template.h"
 #include "gguf/reader.h"
 #include "model/lora.h"
 #include "model/model.h"
@@ -23,6 +24,17 @@ struct InfoArgs {
   bool tensors = false;
   std::string base;  // -m: the model an adapter should fit
 };
+
+// The family `chorus run --chat` (and the server) would format chats with.
+std::string chat_template_line(const std::string& jinja) {
+  if (jinja.empty()) return "none (chat needs --chat-template NAME)";
+  try {
+    return chat::describe(chat::recognise_template(jinja, "tokenizer.chat_template"));
+  } catch (const Error&) {
+    return fmt::format("not recognised ({} bytes; chat needs --chat-template NAME, one of: {})",
+                       jinja.size(), fmt::join(chat::template_names(), ", "));
+  }
+}
 
 void print_config(const Model& m) {
   const ModelConfig& c = m.config;
@@ -69,6 +81,7 @@ void print_config(const Model& m) {
               v.kind == TokenizerKind::kSpm ? "SentencePiece (llama)" : "byte-level BPE (gpt2), pre ",
               v.kind == TokenizerKind::kSpm ? "" : v.pre.c_str(), v.bos, v.eos,
               v.add_bos ? ", adds bos" : "");
+  std::printf("chat template %s\n", chat_template_line(v.chat_template).c_str());
 }
 
 void print_lora(const LoraAdapter& l) {

@@ -21,6 +21,7 @@
 #include <string>
 
 #include "chorus/chorus.h"
+#include "chat/chat_template.h"
 #include "decode/generate.h"
 #include "decode/sampler.h"
 #include "engine/engine.h"
@@ -29,6 +30,7 @@
 #include "tools/commands.h"
 #include "tools/runtime_flags.h"
 #include "tools/engine_options.h"
+#include "tools/run_chat.h"
 #include "tools/run_view.h"
 #include "util/error.h"
 #include "util/resources.h"
@@ -65,6 +67,8 @@ struct RunArgs {
   std::vector<std::string> suffixes;
   bool interactive = false;
   bool side_by_side = false;
+  bool chat = false;          // --chat: a conversation with the chat template
+  ChatOptions chat_options;
   Ds2dFlags ds2d;
   bool ds2d_compare = false;  // also decode plainly first and report both speeds
 };
@@ -188,8 +192,16 @@ Plan make_plan(const RunArgs& a) {
   for (int i = 0; i < (n_suffixes == 0 ? 0 : p.k); ++i)
     p.suffixes.push_back(a.suffixes[n_suffixes == 1 ? 0 : i]);
   p.ranked = a.streams > 1 && a.temperature == 0.0f;
-  check(!a.reference || (p.k == 1 && p.adapters.empty() && p.suffixes.empty() && !a.interactive),
-        "--reference", "runs one stream on the base model (no --streams, --lora, --suffix or -i)");
+  check(!a.reference ||
+            (p.k == 1 && p.adapters.empty() && p.suffixes.empty() && !a.interactive && !a.chat),
+        "--reference",
+        "runs one stream on the base model (no --streams, --lora, --suffix, -i or --chat)");
+  check(!a.chat || (p.k == 1 && p.suffixes.empty() && !a.interactive && !a.json), "--chat",
+        "is one conversation on one stream (no --streams, --styles, --suffix, -i or --json)");
+  check(!a.chat || (a.prompt.empty() && a.prompt_file.empty()), "--chat",
+        "reads the user's turns from stdin; give a system prompt with --system");
+  check(a.chat || a.chat_options.template_choice.empty(), "--chat-template", "needs --chat");
+  check(a.chat || a.chat_options.system.empty(), "--system", "needs --chat");
   return p;
 }
 
@@ -231,7 +243,7 @@ class Runner {
     }
   }
 
- private:
+  // The request for a prompt: the run's sampling, limits and streams.
   Request request(const std::string& prompt_text) const {
     Request req;
     req.prompt = prompt_text;
@@ -255,6 +267,7 @@ class Runner {
     return req;
   }
 
+ private:
   // The runtime checks all of this too; here the messages name the options.
   void check_fits(const Request& req) const {
     const auto prompt = rt_.tokenize(req.prompt, req.add_bos);
@@ -557,7 +570,9 @@ int run_generate(RunArgs a) {
     throw as_option_error(e);
   }
   Runner runner(a, plan, *rt, seed);
-  if (a.interactive) {
+  if (a.chat) {
+    run_chat(*rt, runner.request(""), a.chat_options, std::cin);
+  } else if (a.interactive) {
     run_interactive(runner, a.prompt);
   } else {
     runner.run(a.prompt);
@@ -625,6 +640,14 @@ void add_run_command(CLI::App& app, Command* selected) {
   cmd->add_flag("-i,--interactive", args->interactive,
                 "Read prompts from stdin, one per line; /adapter NAME|none switches adapter, "
                 "/quit ends");
+  cmd->add_flag("--chat", args->chat,
+                "Chat: read the user's turns from stdin, one per line, and answer each with the "
+                "whole conversation formatted by the model's chat template (/reset, /quit)");
+  cmd->add_option("--chat-template", args->chat_options.template_choice,
+                  fmt::format("With --chat: a template name ({}) or a file holding a Jinja chat "
+                              "template, instead of the model's",
+                              fmt::join(chat::template_names(), ", ")));
+  cmd->add_option("--system", args->chat_options.system, "With --chat: the system prompt");
   cmd->add_flag("--side-by-side", args->side_by_side,
                 "Show the streams in columns ($COLUMNS or the terminal's width) instead of blocks");
   cmd->callback([args, selected] { *selected = [args] { return run_generate(*args); }; });

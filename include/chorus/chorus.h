@@ -105,6 +105,10 @@ struct StreamOptions {
 struct Request {
   std::string prompt;   // the shared prefix
   bool add_bos = true;  // prepend BOS as the vocabulary asks
+  // Special token texts in the prompt ("<|im_start|>", "<s>") become those
+  // tokens, as a chat template's output needs; otherwise they are spelled
+  // out as plain text.
+  bool parse_special = false;
   int n_predict = 128;  // new tokens per stream; -1: as many as the context holds
   bool ignore_eos = false;
   std::vector<std::string> stop;  // a stream stops when its text contains one
@@ -181,6 +185,12 @@ struct RuntimeInfo {
   size_t kv_bytes = 0;
   double load_seconds = 0;  // reading the model file and adapters
   double pack_seconds = 0;  // repacking weights and allocating the engine
+  // For chat formatting: the model's chat template (Jinja source, GGUF
+  // tokenizer.chat_template; empty: none) and the texts of its BOS and EOS
+  // tokens (empty where the vocabulary has none).
+  std::string chat_template;
+  std::string bos_token;
+  std::string eos_token;
 };
 
 class Runtime {
@@ -201,7 +211,8 @@ class Runtime {
 
   Result generate(const Request& request, const TokenCallback& on_token = {});
 
-  std::vector<int32_t> tokenize(std::string_view text, bool add_bos) const;
+  // parse_special: as Request::parse_special.
+  std::vector<int32_t> tokenize(std::string_view text, bool add_bos, bool parse_special = false) const;
   std::string detokenize(const std::vector<int32_t>& tokens) const;
   RuntimeInfo info() const;
 

@@ -215,8 +215,8 @@ std::vector<std::string> Runtime::adapters() const {
   return out;
 }
 
-std::vector<int32_t> Runtime::tokenize(std::string_view text, bool add_bos) const {
-  return impl_->tokenizer().encode(text, add_bos);
+std::vector<int32_t> Runtime::tokenize(std::string_view text, bool add_bos, bool parse_special) const {
+  return impl_->tokenizer().encode(text, add_bos, parse_special);
 }
 
 std::string Runtime::detokenize(const std::vector<int32_t>& tokens) const {
@@ -238,6 +238,13 @@ RuntimeInfo Runtime::info() const {
   i.kv_bytes = e.kv_bytes();
   i.load_seconds = impl_->load_seconds;
   i.pack_seconds = impl_->pack_seconds;
+  if (impl_->model->tokenizer) {
+    const Vocab& v = impl_->model->tokenizer->vocab();
+    const auto text = [&](int32_t id) { return id >= 0 && id < v.size() ? v.tokens[id] : std::string(); };
+    i.chat_template = v.chat_template;
+    i.bos_token = text(v.bos);
+    i.eos_token = text(v.eos);
+  }
   return i;
 }
 
@@ -250,7 +257,7 @@ Result Runtime::generate(const Request& request, const TokenCallback& on_token) 
   const int k = static_cast<int>(streams.size());
 
   MultiStreamRequest req;
-  req.prompt = tok.encode(request.prompt, request.add_bos);
+  req.prompt = tok.encode(request.prompt, request.add_bos, request.parse_special);
   check(!req.prompt.empty(), "prompt", "is empty and no BOS token is added");
   req.stop = request.stop;
   req.limits.ignore_eos = request.ignore_eos;

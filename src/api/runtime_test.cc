@@ -105,6 +105,28 @@ TEST(Runtime, GreedyFromBosMatchesTheReference) {
   EXPECT_GT(r.timings.total_seconds, 0);
 }
 
+// What a chat needs: the template (stories260K has none), the BOS and EOS
+// texts, and special token texts in a prompt read as those tokens.
+TEST(Runtime, ChatTemplateAndSpecialTokens) {
+  Runtime rt(kModel, small());
+  const RuntimeInfo info = rt.info();
+  EXPECT_EQ(info.chat_template, "");
+  EXPECT_EQ(info.bos_token, "<s>");
+  EXPECT_EQ(info.eos_token, "</s>");
+  const std::vector<int32_t> parsed = rt.tokenize("<s>Once", false, true);
+  ASSERT_FALSE(parsed.empty());
+  EXPECT_EQ(parsed[0], 1);
+  const std::vector<int32_t> spelled = rt.tokenize("<s>Once", false);
+  EXPECT_NE(spelled[0], 1);
+  EXPECT_GT(spelled.size(), parsed.size());
+  Request req = greedy("<s>Once", 4);
+  req.add_bos = false;
+  req.parse_special = true;
+  EXPECT_EQ(rt.generate(req).prompt_tokens, parsed);
+  req.parse_special = false;
+  EXPECT_EQ(rt.generate(req).prompt_tokens, spelled);
+}
+
 TEST(Runtime, StreamsReportTheirPiecesAndText) {
   Runtime rt(kModel, small());
   Request req = greedy("Once upon a time", 20);

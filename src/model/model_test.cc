@@ -265,6 +265,20 @@ TEST(LoadModel, TinyGgufQuantizedAndTied) {
   EXPECT_FLOAT_EQ(m->weights.rope_freq_factors[1], 2.01f);
 }
 
+TEST(LoadModel, GgufChatTemplate) {
+  TempDir dir;
+  const std::string jinja = "{% for message in messages %}{{ message['content'] }}{% endfor %}";
+  TinyGguf with;
+  with.w.set_string("tokenizer.chat_template", jinja);
+  with.all_tensors();
+  with.w.write(dir.file("chat.gguf"));
+  EXPECT_EQ(load_model(dir.file("chat.gguf"))->tokenizer->vocab().chat_template, jinja);
+  TinyGguf without;
+  without.all_tensors();
+  without.w.write(dir.file("plain.gguf"));
+  EXPECT_EQ(load_model(dir.file("plain.gguf"))->tokenizer->vocab().chat_template, "");
+}
+
 TEST(LoadModel, GgufWrongArchitecture) {
   TempDir dir;
   TinyGguf t("gpt2");

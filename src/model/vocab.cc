@@ -176,6 +176,7 @@ Vocab load_vocab(const gguf::Reader& file) {
   read_tokens(file, &v);
   read_special_ids(file, &v);
   find_end_tokens(file, &v);
+  v.chat_template = file.find_string("tokenizer.chat_template").value_or("");
   return v;
 }
 

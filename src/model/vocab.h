@@ -32,6 +32,9 @@ struct Vocab {
   bool add_bos = true;
   bool add_eos = false;
   bool add_space_prefix = true;  // SPM: prepend "▁" to the text
+  // The model's chat template (GGUF tokenizer.chat_template, Jinja source);
+  // empty when the file has none. src/chat recognises and formats it.
+  std::string chat_template;
 
   int32_t size() const { return static_cast<int32_t>(tokens.size()); }
 };
