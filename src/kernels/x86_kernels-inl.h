@@ -29,7 +29,8 @@
 // stay in cache for the next 8). Unpacking once into scratch instead, or 16
 // weight rows per pass, measured slower with AVX2: the extra accumulators
 // spill. With AVX-512's 32 registers 16 weight rows per pass (one 512-bit
-// vector) and 12 activation rows fit, and win from 4 activation rows on.
+// vector) and 8 activation rows fit; on a loaded 2-core Zen 4 that measured
+// 1.1-1.2x faster at 16 and 512 rows and even at 8 (bench/README.md).
 //
 // Measured on Zen 3 (no AVX-512): maddubs and the i16 adds share three of
 // the four vector pipes, loads issue two per cycle, vphaddw costs two
@@ -220,9 +221,10 @@ struct Lanes16 {
   using I = __m512i;
   using F = __m512;
   static constexpr int kGroups = 2;
-  // Activation rows per pass: 12 keep their accumulators and partial sums
-  // in the 32 registers with the tile's codes (16 spilled).
-  static constexpr int kActTile = 12;
+  // Activation rows per pass: with 8 the loop keeps its accumulators and
+  // partial sums in the 32 registers (GCC 12 spills some with 12, and 12
+  // measured no faster on Zen 4).
+  static constexpr int kActTile = 8;
   static I codes(const uint8_t* p0, const uint8_t* p1) {
     const __m256i lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(p0));
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), _mm256_load_si256(reinterpret_cast<const __m256i*>(p1)), 1);
