@@ -4,7 +4,8 @@ M="$SRC/models/stories260K.gguf"
 V="$SRC/tests/data/vocab"
 
 out=$("$CHORUS" info "$M")
-for want in "dim           64" "layers        5" "kv 4" "512 tokens"; do
+for want in "dim           64" "layers        5" "kv 4" "512 tokens" "kernels       " "(this CPU runs: generic" \
+  "kv cache      0.62 KiB per token as f16"; do
   [[ "$out" == *"$want"* ]] && echo "ok: info shows '$want'" || fail "info lacks '$want': $out"
 done
 
