@@ -17,6 +17,7 @@
 #include "kernels/kernels.h"
 #include "kernels/packed_matrix.h"
 #include "kernels/testing.h"
+#include "util/half.h"
 
 namespace chorus::kernels {
 namespace {
@@ -125,7 +126,9 @@ void BM_QuantizeActivations(benchmark::State& state) {
 // Attention of one row and KV head over `cells` cells (head_dim 64, the 8
 // query heads TinyLlama-1.1B shares per KV head), split as a prefill row
 // sees them: committed cells, then the chunk's rows before it.
-void BM_Attend(benchmark::State& state) {
+// With `f16`, over an f16 cache (the engine's default) holding the same
+// values: half the bytes per cell.
+void run_attend(benchmark::State& state, bool f16) {
   const int cells = static_cast<int>(state.range(0));
   const int in_step = std::min(cells, 63);
   constexpr int kHeadDim = 64, kHeads = 8;
@@ -133,19 +136,34 @@ void BM_Attend(benchmark::State& state) {
   std::mt19937 rng(4);
   const std::vector<float> keys = testing::random_floats(static_cast<size_t>(cells * 4 * kHeadDim), rng);
   const std::vector<float> values = testing::random_floats(static_cast<size_t>(cells * 4 * kHeadDim), rng);
+  std::vector<uint16_t> keys16(keys.size()), values16(values.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    keys16[i] = f32_to_f16(keys[i]);
+    values16[i] = f32_to_f16(values[i]);
+  }
   const std::vector<float> q = testing::random_floats(kHeads * kHeadDim, rng);
   std::vector<int32_t> order(static_cast<size_t>(cells));
   for (int c = 0; c < cells; ++c) order[c] = c;
-  std::vector<float> out(kHeads * kHeadDim), scores(static_cast<size_t>(kHeads * cells));
+  std::vector<float> out(kHeads * kHeadDim), scores(static_cast<size_t>(kHeads * cells + kHeadDim));
   for (auto _ : state) {
-    k.attend(keys.data(), values.data(), 4 * kHeadDim, order.data(), cells - in_step, order.data() + cells - in_step,
-             in_step, kHeadDim, kHeads, 0.125f, q.data(), out.data(), scores.data());
+    if (f16) {
+      k.attend_f16(keys16.data(), values16.data(), 4 * kHeadDim, order.data(), cells - in_step,
+                   order.data() + cells - in_step, in_step, kHeadDim, kHeads, 0.125f, q.data(), out.data(),
+                   scores.data());
+    } else {
+      k.attend(keys.data(), values.data(), 4 * kHeadDim, order.data(), cells - in_step,
+               order.data() + cells - in_step, in_step, kHeadDim, kHeads, 0.125f, q.data(), out.data(),
+               scores.data());
+    }
     benchmark::ClobberMemory();
   }
   state.SetItemsProcessed(state.iterations() * cells);
   state.SetLabel(std::string(k.name));
 }
-BENCHMARK(BM_Attend)->Arg(64)->Arg(255)->Arg(512);
+void BM_Attend(benchmark::State& state) { run_attend(state, false); }
+void BM_AttendF16(benchmark::State& state) { run_attend(state, true); }
+BENCHMARK(BM_Attend)->Arg(64)->Arg(255)->Arg(512)->Arg(2048);
+BENCHMARK(BM_AttendF16)->Arg(64)->Arg(255)->Arg(512)->Arg(2048);
 
 // TinyLlama-1.1B: q/o projections, gate/up, down, output head.
 void int4_shapes(benchmark::internal::Benchmark* b) {

@@ -44,6 +44,7 @@ struct Args {
   int ubatch = 64;
   std::string weights = "auto";
   std::string output_head = "auto";
+  std::string kv_type = "f16";
   std::vector<std::string> lora;
   int lora_rank = 0;
   float lora_alpha = 0.0f;
@@ -73,6 +74,7 @@ Args read_args(CLI::App* bench) {
   a.ubatch = given_or(bench, "--ubatch", a.ubatch);
   a.weights = given_or(bench, "--weights", a.weights);
   a.output_head = given_or(bench, "--output-head", a.output_head);
+  a.kv_type = given_or(bench, "--kv-type", a.kv_type);
   a.lora = given_or(bench, "--lora", a.lora);
   a.lora_rank = given_or(bench, "--lora-rank", a.lora_rank);
   a.lora_alpha = given_or(bench, "--lora-alpha", a.lora_alpha);
@@ -139,6 +141,7 @@ int run(const Args& a) {
   eo.threads = a.threads;
   eo.weights = parse_weight_format(a.weights, "--weights");
   eo.output = parse_weight_format(a.output_head, "--output-head");
+  eo.kv_type = parse_kv_type(a.kv_type, "--kv-type");
   int max_rank = 0;
   for (const LoraAdapter& l : adapters) max_rank = std::max(max_rank, l.max_rank);
   eo.adapter_slots = static_cast<int>(adapters.size());

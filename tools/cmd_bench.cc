@@ -2,11 +2,15 @@
 // in the manner of llama.cpp's llama-bench: fixed pseudo-random token ids, one
 // warm-up run per test, then -r timed repetitions reported as mean ± stddev
 // tokens/s, plus load time, packed weight bytes, KV bytes and peak RSS.
+// Then the cost of one step by its number of rows (what extra streams, tree
+// rows and batched requests cost) and a read-bandwidth probe, so decode can
+// be stated as a share of what the machine's memory allows.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <random>
 #include <string>
@@ -21,6 +25,9 @@
 #include "tools/bench_adapters.h"
 #include "tools/bench_streams.h"
 #include "tools/commands.h"
+#include "tools/read_bandwidth.h"
+#include "tools/runtime_flags.h"
+#include "tools/step_cost.h"
 #include "util/error.h"
 #include "util/resources.h"
 
@@ -38,6 +45,8 @@ struct BenchArgs {
   int ubatch = 64;
   std::string weights = "auto";
   std::string output_head = "auto";
+  std::string kv_type = "f16";
+  int bandwidth_mib = 256;  // read-bandwidth probe buffer; 0 skips it
   bool json = false;
   std::string output_file;
   // Adapters: files to load, or random ones of this rank (written to a
@@ -56,6 +65,14 @@ struct TestSpec {
   int streams;  // 1 except for kStreams
   std::string name;
   int adapters = 0;  // 0: base model; k: stream s uses adapter slot s % k
+};
+
+// Rows per step in the step-cost table.
+constexpr int kStepRows[] = {1, 2, 4, 8, 16, 32};
+
+struct StepCost {
+  int rows;
+  double ms;
 };
 
 struct TestResult {
@@ -211,8 +228,11 @@ int run_bench(BenchArgs a) {
         a.lora_rank);
   check(a.lora_count >= 1 && a.lora_count <= 64, "--lora-count", "must be 1..64, got {}",
         a.lora_count);
+  check(a.bandwidth_mib >= 0 && a.bandwidth_mib <= 65536, "--bandwidth-mib", "must be 0..65536, got {}",
+        a.bandwidth_mib);
   const WeightFormat weights = parse_format(a.weights, "--weights");
   const WeightFormat head = parse_format(a.output_head, "--output-head");
+  const KvType kv_type = parse_kv_type(a.kv_type, "--kv-type");
 
   const double t_load = now_seconds();
   const auto model = load_model(a.model, a.tokenizer);
@@ -226,12 +246,16 @@ int run_bench(BenchArgs a) {
 
   // Cells for the biggest test: the prompt, or every stream's tokens.
   EngineOptions eo;
-  eo.max_rows = std::max(a.ubatch, max_streams);
+  // Rows and cells also for the step-cost table: its steps sit right after
+  // a prompt of the longest length.
+  constexpr int kMaxStepRows = kStepRows[std::size(kStepRows) - 1];
+  eo.max_rows = std::max({a.ubatch, max_streams, kMaxStepRows});
   eo.max_streams = max_streams;
-  eo.context = std::max({max_prompt, a.n_gen * max_streams, 1});
+  eo.context = std::max(max_prompt + kMaxStepRows, a.n_gen * max_streams);
   eo.threads = a.threads;
   eo.weights = weights;
   eo.output = head;
+  eo.kv_type = kv_type;
   const std::vector<LoraAdapter> adapters = bench_adapters(a.lora, c, a.lora_count, a.lora_rank, a.lora_alpha, 100);
   for (const LoraAdapter& l : adapters) {
     eo.adapter_max_rank = std::max(eo.adapter_max_rank, l.max_rank);
@@ -282,6 +306,18 @@ int run_bench(BenchArgs a) {
     results.push_back(std::move(r));
   }
   engine.kv_cache().clear();
+  std::vector<StepCost> step_costs;
+  for (int rows : kStepRows) step_costs.push_back({rows, step_ms(engine, rows, max_prompt)});
+  const double bandwidth =
+      a.bandwidth_mib > 0 ? read_bandwidth(static_cast<size_t>(a.bandwidth_mib) << 20, a.threads) : 0.0;
+  // Decode reads every packed weight once per token, and the KV cells of
+  // its position (on average half of -n).
+  const TestResult* decode = nullptr;
+  for (const TestResult& r : results) {
+    if (r.spec.kind == TestKind::kDecode && r.spec.adapters == 0) decode = &r;
+  }
+  const double decode_bytes =
+      static_cast<double>(engine.weight_bytes()) + engine.kv_cache().bytes_per_cell() * (a.n_gen / 2.0);
 
   const std::string name = basename_of(model->path);
   const int64_t params = count_params(*model);
@@ -306,6 +342,7 @@ int run_bench(BenchArgs a) {
   j["load_s"] = load_seconds;
   j["packed_weight_bytes"] = engine.weight_bytes();
   j["kv_bytes"] = engine.kv_bytes();
+  j["kv_type"] = std::string(kv_type_name(engine.kv_cache().type()));
   j["kv_cells"] = engine.options().context;
   j["peak_rss_bytes"] = peak;
   j["peak_rss_mib"] = peak / 1048576.0;
@@ -325,6 +362,20 @@ int run_bench(BenchArgs a) {
                   {"samples", r.tps}});
   }
   j["tests"] = jt;
+  nlohmann::json js = nlohmann::json::array();
+  for (const StepCost& s : step_costs) {
+    js.push_back({{"rows", s.rows}, {"ms", s.ms}, {"relative", s.ms / step_costs.front().ms}});
+  }
+  j["step_cost"] = {{"position", max_prompt}, {"steps", js}};
+  if (bandwidth > 0) {
+    nlohmann::json jb = {{"mib", a.bandwidth_mib}, {"threads", a.threads}, {"bytes_per_s", bandwidth}};
+    if (decode != nullptr) {
+      jb["decode_bytes_per_token"] = decode_bytes;
+      jb["decode_bytes_per_s"] = decode_bytes * decode->mean;
+      jb["decode_share"] = decode_bytes * decode->mean / bandwidth;
+    }
+    j["read_bandwidth"] = jb;
+  }
   if (n_adapters > 0) {
     const AdapterPool& pool = engine.adapters();
     size_t bytes = 0;
@@ -358,11 +409,30 @@ int run_bench(BenchArgs a) {
                 prm.c_str(), backend.c_str(), a.threads, r.spec.name.c_str(), r.mean, r.stddev);
   }
   std::printf(
-      "\nload %.0f ms (packing included) | %s | packed weights %.2f MiB | KV %.2f MiB (%d cells) | "
+      "\nload %.0f ms (packing included) | %s | packed weights %.2f MiB | %s KV %.2f MiB (%d cells) | "
       "peak RSS %.1f MiB | file %.2f MiB | ubatch %d | %d repetitions\n",
       load_seconds * 1000, packed.c_str(), engine.weight_bytes() / 1048576.0,
-      engine.kv_bytes() / 1048576.0, engine.options().context, peak / 1048576.0,
+      std::string(kv_type_name(engine.kv_cache().type())).c_str(), engine.kv_bytes() / 1048576.0, engine.options().context, peak / 1048576.0,
       model->file_bytes / 1048576.0, a.ubatch, a.repetitions);
+  std::printf("\nstep cost by rows (a tree step after %d prompt tokens, median ms)\n\n| rows per step |",
+              max_prompt);
+  for (const StepCost& s : step_costs) std::printf(" %d |", s.rows);
+  std::printf("\n| --- |");
+  for (size_t i = 0; i < step_costs.size(); ++i) std::printf(" ---: |");
+  std::printf("\n| ms per step |");
+  for (const StepCost& s : step_costs) std::printf(" %.3f |", s.ms);
+  std::printf("\n| step cost / 1-row step |");
+  for (const StepCost& s : step_costs) std::printf(" %.2f |", s.ms / step_costs.front().ms);
+  std::printf("\n\n");
+  if (bandwidth > 0) {
+    std::printf("read bandwidth %.2f GB/s (%d MiB, %d threads)", bandwidth / 1e9, a.bandwidth_mib, a.threads);
+    if (decode != nullptr) {
+      std::printf(" | decode (%s) reads %.1f MiB per token, %.2f GB/s = %.0f%% of it",
+                  decode->spec.name.c_str(), decode_bytes / 1048576.0, decode_bytes * decode->mean / 1e9,
+                  100.0 * decode_bytes * decode->mean / bandwidth);
+    }
+    std::printf("\n");
+  }
   if (n_adapters > 0) {
     const nlohmann::json& ja = j["adapters"];
     std::printf(
@@ -398,6 +468,10 @@ void add_bench_command(CLI::App& app, Command* selected) {
   cmd->add_option("--weights", args->weights, "Layer weight format: auto, int4, int8, f32")
       ->capture_default_str();
   cmd->add_option("--output-head", args->output_head, "Output head format: auto, int4, int8, f32")
+      ->capture_default_str();
+  add_kv_type_flag(cmd, &args->kv_type);
+  cmd->add_option("--bandwidth-mib", args->bandwidth_mib,
+                  "Read-bandwidth probe: MiB to stream (bigger than the caches; 0 skips it)")
       ->capture_default_str();
   cmd->add_option("--lora", args->lora, "Adapter file(s) to load (PEFT dir or GGUF); adds tests with adapters");
   cmd->add_option("--lora-rank", args->lora_rank,

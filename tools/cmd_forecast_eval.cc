@@ -30,6 +30,8 @@
 #include "model/model.h"
 #include "tools/cmd_forecast.h"
 #include "tools/engine_options.h"
+#include "tools/runtime_flags.h"
+#include "tools/step_cost.h"
 #include "util/error.h"
 #include "util/resources.h"
 
@@ -50,6 +52,7 @@ struct EvalArgs {
   int repetitions = 3;
   int threads = 2;
   std::string weights = "auto";
+  std::string kv_type = "f16";
   std::string lora;  // NAME=PATH: every stream decodes with this adapter
   Ds2dOptions ds2d;
   std::string json_file;
@@ -83,46 +86,6 @@ std::vector<std::string> read_prompts(const std::string& path) {
   }
   check(!out.empty(), path, "holds no prompts (one per line)");
   return out;
-}
-
-// Milliseconds of one step of `rows` rows at position `at`: a root and a
-// chain of tentative rows, as a tree would be, after a committed prompt.
-double step_ms(Engine& engine, int rows, int at) {
-  std::vector<Row> prefill;
-  engine.kv_cache().clear_stream(0);
-  for (int begin = 0; begin < at; begin += engine.options().max_rows) {
-    prefill.clear();
-    for (int i = begin; i < std::min(at, begin + engine.options().max_rows); ++i) {
-      Row r;
-      r.token = 1 + i % 100;
-      r.pos = i;
-      r.parent = i == begin ? -1 : static_cast<int>(prefill.size()) - 1;
-      prefill.push_back(r);
-    }
-    engine.step(prefill);
-  }
-  std::vector<Row> step(rows);
-  for (int i = 0; i < rows; ++i) {
-    step[i].token = 2 + i;
-    step[i].pos = at + std::min(i, 1);  // a root and a bush of siblings below it
-    step[i].parent = i == 0 ? -1 : 0;
-    step[i].tentative = i > 0;
-    step[i].want_logits = true;
-  }
-  step[0].tentative = true;  // nothing joins the stream: every step is alike
-  for (int w = 0; w < 2; ++w) engine.step(step);
-  // The median of single steps, for up to a second (at least 5): robust to
-  // the other work of a shared machine.
-  std::vector<double> times;
-  const double start = now_seconds();
-  while (times.size() < 5 || (times.size() < 400 && now_seconds() - start < 1.0)) {
-    const double t0 = now_seconds();
-    engine.step(step);
-    times.push_back(now_seconds() - t0);
-  }
-  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
-  engine.kv_cache().clear_stream(0);
-  return times[times.size() / 2] * 1000;
 }
 
 // --cost-only: the step's cost curve and the speedup each tau would give.
@@ -194,6 +157,7 @@ int run_eval(EvalArgs a) {
   // Room for every stream's budget (validate_ds2d rejects more than this).
   eo.max_rows = std::clamp(a.ds2d.budget * a.streams, 64, kMaxRows);
   eo.weights = parse_weight_format(a.weights, "--weights");
+  eo.kv_type = parse_kv_type(a.kv_type, "--kv-type");
   // Cells: the prompt, every stream's tokens, and a step of tentative rows.
   eo.context = static_cast<int>(longest) + a.streams * a.n_predict + eo.max_rows + 16;
   check(static_cast<int>(longest) + a.n_predict + a.ds2d.max_depth + 16 <=
@@ -428,6 +392,7 @@ void add_forecast_eval_command(CLI::App& forecast, Command* selected) {
       ->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "Worker threads")->capture_default_str();
   cmd->add_option("--weights", a->weights, "auto, int4, int8 or f32")->capture_default_str();
+  add_kv_type_flag(cmd, &a->kv_type);
   cmd->add_option("--lora", a->lora,
                   "NAME=PATH: decode every stream with this adapter (forecast files tied to an adapter must name NAME)");
   cmd->add_option("--budget", a->ds2d.budget, "DS2D rows per stream and step")

@@ -1,14 +1,17 @@
 // `chorus info MODEL`: architecture, shapes, tensor types, vocabulary and size
 // of a model file, so a user can see what chorus will run before running it.
 // `chorus info ADAPTER [-m MODEL]` describes a LoRA adapter and whether it
-// fits the model.
+// fits the model. For a model it also names the kernel table chorus picks
+// on this CPU and every table the CPU runs, and the KV cache's bytes.
 #include <algorithm>
 #include <cstdio>
 #include <map>
 #include <string>
 
 #include "chat/chat_template.h"
+#include "engine/kv_type.h"
 #include "gguf/reader.h"
+#include "kernels/kernels.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "tools/commands.h"
@@ -82,6 +85,17 @@ void print_config(const Model& m) {
               v.kind == TokenizerKind::kSpm ? "" : v.pre.c_str(), v.bos, v.eos,
               v.add_bos ? ", adds bos" : "");
   std::printf("chat template %s\n", chat_template_line(v.chat_template).c_str());
+
+  // Keys and values of every layer per position.
+  const double kv_values = 2.0 * c.n_layers * c.kv_dim();
+  std::printf("kv cache      %.2f KiB per token as f16 (the default), %.2f KiB as f32 (--kv-type)\n",
+              kv_values * kv_type_bytes(KvType::kF16) / 1024.0, kv_values * kv_type_bytes(KvType::kF32) / 1024.0);
+  std::string tables;
+  for (const kernels::KernelTable* t : kernels::available_kernel_tables()) {
+    tables += (tables.empty() ? "" : " ") + std::string(t->name);
+  }
+  std::printf("kernels       %s (this CPU runs: %s; CHORUS_ISA picks another)\n",
+              std::string(kernels::best_kernel_table().name).c_str(), tables.c_str());
 }
 
 void print_lora(const LoraAdapter& l) {

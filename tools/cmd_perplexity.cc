@@ -22,6 +22,7 @@
 #include "tools/commands.h"
 #include "tools/engine_options.h"
 #include "tools/progress.h"
+#include "tools/runtime_flags.h"
 #include "util/error.h"
 #include "util/resources.h"
 
@@ -39,6 +40,7 @@ struct PerplexityArgs {
   bool reference = false;
   std::string weights = "auto";
   std::string output_head = "auto";
+  std::string kv_type = "f16";
   bool json = false;
 };
 
@@ -46,9 +48,10 @@ struct PerplexityArgs {
 // logits of every position.
 class ChunkRunner {
  public:
-  ChunkRunner(const Model& model, const PerplexityArgs& a) : model_(&model), n_vocab_(model.config.n_vocab) {
+  ChunkRunner(const Model& model, const PerplexityArgs& a)
+      : model_(&model), n_vocab_(model.config.n_vocab), kv_type_(a.kv_type) {
     if (a.reference) {
-      reference_ = std::make_unique<ReferenceForward>(model, a.context);
+      reference_ = std::make_unique<ReferenceForward>(model, a.context, parse_kv_type(a.kv_type, "--kv-type"));
     } else {
       EngineOptions o;
       o.context = a.context;
@@ -57,6 +60,7 @@ class ChunkRunner {
       o.threads = a.threads;
       o.weights = parse_weight_format(a.weights, "--weights");
       o.output = parse_weight_format(a.output_head, "--output-head");
+      o.kv_type = parse_kv_type(a.kv_type, "--kv-type");
       engine_ = std::make_unique<Engine>(model, o);
     }
   }
@@ -89,11 +93,15 @@ class ChunkRunner {
   }
 
   const Model& model() const { return *model_; }
-  std::string backend() const { return reference_ ? "f32 reference" : std::string(engine_->kernel_name()); }
+  std::string backend() const {
+    return (reference_ ? std::string("f32 reference") : std::string(engine_->kernel_name())) + ", " + kv_type_ +
+           " KV";
+  }
 
  private:
   const Model* model_;
   int n_vocab_;
+  std::string kv_type_;
   std::unique_ptr<ReferenceForward> reference_;
   std::unique_ptr<Engine> engine_;
 };
@@ -143,7 +151,8 @@ int run_perplexity(const PerplexityArgs& a) {
   std::unique_ptr<ChunkRunner> base_runner;
   if (base_model) {
     PerplexityArgs base_args = a;
-    base_args.weights = "auto";  // the base runs as stored: it is the yardstick
+    base_args.weights = "auto";  // the base runs as stored, over an f32 cache: it is the yardstick
+    base_args.kv_type = "f32";
     base_args.output_head = "auto";
     base_runner = std::make_unique<ChunkRunner>(*base_model, base_args);
   }
@@ -227,6 +236,7 @@ void add_perplexity_command(CLI::App& app, Command* selected) {
   cmd->add_flag("--reference", args->reference, "Use the plain f32 reference forward pass");
   cmd->add_option("--weights", args->weights, "Layer weights: auto, int4, int8, f32")->capture_default_str();
   cmd->add_option("--output-head", args->output_head, "Output head: auto, int4, int8, f32")->capture_default_str();
+  add_kv_type_flag(cmd, &args->kv_type);
   cmd->add_flag("--json", args->json, "Print a JSON object");
   cmd->callback([args, selected] { *selected = [args] { return run_perplexity(*args); }; });
 }

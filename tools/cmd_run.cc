@@ -59,6 +59,7 @@ struct RunArgs {
   bool reference = false;
   std::string weights = "auto";
   std::string output_head = "auto";
+  std::string kv_type = "f16";
   // Streams and adapters.
   int streams = -1;                // -1: not given
   std::vector<std::string> loras;  // NAME=PATH[:SCALE]
@@ -471,7 +472,7 @@ int run_reference(RunArgs a, uint64_t seed) {
   gp.sampler.seed = seed;
 
   const double t_pack = now_seconds();
-  ReferenceForward reference(*model, context);
+  ReferenceForward reference(*model, context, parse_kv_type(a.kv_type, "--kv-type"));
   const double pack_seconds = now_seconds() - t_pack;
   StreamDecoder text(tok);
   std::string all_text;
@@ -536,6 +537,7 @@ Error as_option_error(const Error& e) {
                                                                {"threads", "-t"},
                                                                {"weights", "--weights"},
                                                                {"output_head", "--output-head"},
+                                                               {"kv_type", "--kv-type"},
                                                                {"ds2d budget", "--ds2d-budget"}};
   for (const auto& [field, flag] : kFlags) {
     if (e.where() == field) {
@@ -560,6 +562,7 @@ int run_generate(RunArgs a) {
   ro.max_streams = plan.k;
   ro.weights = a.weights;
   ro.output_head = a.output_head;
+  ro.kv_type = a.kv_type;
   ro.adapters = plan.adapters;  // slots and max rank follow from the files
   ro.speculation = speculation_options(a.ds2d);
   check(ro.speculation.enabled || !a.ds2d_compare, "--ds2d-compare", "needs --ds2d");
@@ -634,6 +637,7 @@ void add_run_command(CLI::App& app, Command* selected) {
                   "Prompt text after the shared prompt for one stream (repeat: one per stream; "
                   "once: every stream)");
   add_ds2d_flags(cmd, &args->ds2d);
+  add_kv_type_flag(cmd, &args->kv_type);
   cmd->add_flag("--ds2d-compare", args->ds2d_compare,
                 "Decode the request plainly first, then with DS2D, and report both speeds (and, when "
                 "greedy, whether the outputs are identical)");

@@ -46,6 +46,7 @@ struct ServeArgs {
   int max_streams = 8;
   std::vector<std::string> loras;  // NAME=PATH[:SCALE]
   Ds2dFlags ds2d;
+  std::string kv_type = "f16";
 };
 
 // A request the client got wrong: answered with `status` and an OpenAI error body.
@@ -511,6 +512,7 @@ int run_serve(const ServeArgs& a) {
   std::set<std::string> names;  // for the start-up line, sorted
   for (const AdapterFile& f : ro.adapters) names.insert(f.name);
   ro.speculation = speculation_options(a.ds2d);
+  ro.kv_type = a.kv_type;
 
   // SIGINT and SIGTERM go to one thread that stops the server: blocked here,
   // before the runtime's and httplib's threads exist, so they inherit the mask.
@@ -578,6 +580,7 @@ void add_serve_command(CLI::App& app, Command* selected) {
   cmd->add_option("--lora", args->loras,
                   "Load an adapter: NAME=PATH[:SCALE] (repeatable); requests pick it as model NAME");
   add_ds2d_flags(cmd, &args->ds2d);
+  add_kv_type_flag(cmd, &args->kv_type);
   cmd->callback([args, selected] { *selected = [args] { return run_serve(*args); }; });
 }
 

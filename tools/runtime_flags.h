@@ -50,6 +50,14 @@ inline std::vector<AdapterFile> parse_loras(const std::vector<std::string>& spec
   return files;
 }
 
+// --kv-type (RuntimeOptions::kv_type, EngineOptions::kv_type), for every
+// command that runs the model.
+inline void add_kv_type_flag(CLI::App* cmd, std::string* kv_type) {
+  cmd->add_option("--kv-type", *kv_type,
+                  "KV cache type: f16 (half the bytes; each value rounded once when stored) or f32")
+      ->capture_default_str();
+}
+
 struct Ds2dFlags {
   std::string mode;  // "" (off), "on" or "auto" (plain decoding, with a warning, when it does not fit)
   std::vector<std::string> forecasts;

@@ -73,6 +73,9 @@ struct RuntimeOptions {
   int max_rows = 64;                 // rows per forward step (prefill is chunked to it)
   std::string weights = "auto";      // layer weights: auto (as stored), int4, int8, f32
   std::string output_head = "auto";  // the same for the output head
+  // KV cache: "f16" (half the bytes, each value rounded once when stored)
+  // or "f32".
+  std::string kv_type = "f16";
   // Adapter slots, fixed for the Runtime's life: at least adapters.size()
   // slots, of at least the largest rank among `adapters`.
   int adapter_slots = 0;
@@ -183,6 +186,7 @@ struct RuntimeInfo {
   std::string kernels;  // "avx2", "generic", ...
   size_t weight_bytes = 0;
   size_t kv_bytes = 0;
+  std::string kv_type;  // "f16" or "f32"
   double load_seconds = 0;  // reading the model file and adapters
   double pack_seconds = 0;  // repacking weights and allocating the engine
   // For chat formatting: the model's chat template (Jinja source, GGUF

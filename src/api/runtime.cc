@@ -129,6 +129,7 @@ Runtime::Runtime(const std::string& model_path, const RuntimeOptions& options)
   eo.max_rows = options.max_rows;
   eo.weights = weight_format(options.weights, "weights");
   eo.output = weight_format(options.output_head, "output_head");
+  eo.kv_type = parse_kv_type(options.kv_type, "kv_type");
   // Forecast files may bring a LoRA for their forecast rows: one more slot each.
   SpeculationOptions sp = options.speculation;
   // With "auto", a speculation setup that does not fit turns speculation
@@ -236,6 +237,7 @@ RuntimeInfo Runtime::info() const {
   i.kernels = std::string(e.kernel_name());
   i.weight_bytes = e.weight_bytes();
   i.kv_bytes = e.kv_bytes();
+  i.kv_type = std::string(kv_type_name(e.kv_cache().type()));
   i.load_seconds = impl_->load_seconds;
   i.pack_seconds = impl_->pack_seconds;
   if (impl_->model->tokenizer) {

@@ -127,6 +127,26 @@ TEST(Runtime, ChatTemplateAndSpecialTokens) {
   EXPECT_EQ(rt.generate(req).prompt_tokens, spelled);
 }
 
+// Either KV cache type; f16 is the default and halves the cache.
+TEST(Runtime, KvTypeIsAnOption) {
+  const std::vector<int32_t>& ref = test_data::stories260k_greedy_ids();
+  size_t f16_bytes = 0;
+  for (const char* type : {"f16", "f32"}) {
+    RuntimeOptions o = small();
+    o.kv_type = type;
+    Runtime rt(kModel, o);
+    EXPECT_EQ(rt.info().kv_type, type);
+    const Result r = rt.generate(greedy("", 30));
+    EXPECT_EQ(r.streams[0].tokens, std::vector<int32_t>(ref.begin(), ref.begin() + 30)) << type;
+    if (f16_bytes == 0) {
+      f16_bytes = rt.info().kv_bytes;
+    } else {
+      EXPECT_EQ(rt.info().kv_bytes, 2 * f16_bytes);
+    }
+  }
+  EXPECT_EQ(Runtime(kModel, small()).info().kv_type, "f16");
+}
+
 TEST(Runtime, StreamsReportTheirPiecesAndText) {
   Runtime rt(kModel, small());
   Request req = greedy("Once upon a time", 20);
@@ -236,6 +256,10 @@ TEST(Runtime, BadInputThrows) {
   o = small();
   o.weights = "int3";
   EXPECT_THAT(error_of([&] { Runtime(kModel, o); }), HasSubstr("unknown format 'int3'"));
+  o = small();
+  o.kv_type = "q8";
+  EXPECT_THAT(error_of([&] { Runtime(kModel, o); }),
+              HasSubstr("kv_type: unknown KV cache type 'q8' (expected f16 or f32)"));
   o = small();
   o.adapters = {{"a", "/no/such/adapter.gguf"}};
   EXPECT_THAT(error_of([&] { Runtime(kModel, o); }),

@@ -147,8 +147,10 @@ StreamCache cache_of(const Engine& e, int stream) {
   for (int32_t cell : kv.stream_cells(stream)) {
     out.pos.push_back(kv.cell_pos(cell));
     for (int l = 0; l < kv.n_layers(); ++l) {
-      out.kv.insert(out.kv.end(), kv.key(l, cell), kv.key(l, cell) + kv.kv_dim());
-      out.kv.insert(out.kv.end(), kv.value(l, cell), kv.value(l, cell) + kv.kv_dim());
+      const size_t at = out.kv.size();
+      out.kv.resize(at + 2 * kv.kv_dim());
+      kv.read_key(l, cell, out.kv.data() + at);
+      kv.read_value(l, cell, out.kv.data() + at + kv.kv_dim());
     }
   }
   return out;

@@ -49,7 +49,7 @@ Engine::Engine(const Model& model, const EngineOptions& options)
       kernels_(&kernels::best_kernel_table()),
       pool_(options_.threads),
       weights_(pack_engine_weights(model, options_.weights, options_.output, pool_)),
-      kv_(config_.n_layers, config_.kv_dim(), options_.context, options_.max_streams),
+      kv_(config_.n_layers, config_.kv_dim(), options_.context, options_.max_streams, options_.kv_type),
       adapters_(config_, options_.adapter_slots, options_.adapter_max_rank) {
   const ModelConfig& c = config_;
 
@@ -89,9 +89,9 @@ Engine::Engine(const Model& model, const EngineOptions& options)
     }
   }
 
-  // A row sees at most every cell once, so the context bounds its scores.
-  scores_ = AlignedBuffer<float>(static_cast<size_t>(pool_.size()) * (config_.n_heads / config_.n_kv_heads) *
-                                 options_.context);
+  // A row sees at most every cell once, so the context bounds its scores;
+  // attend_f16 wants head_dim floats of scratch after them.
+  scores_ = AlignedBuffer<float>(static_cast<size_t>(pool_.size()) * scores_per_thread());
   rope_cos_ = AlignedBuffer<float>(rows * std::max(1, c.rope_dim / 2));
   rope_sin_ = AlignedBuffer<float>(rows * std::max(1, c.rope_dim / 2));
 
@@ -300,8 +300,7 @@ void Engine::rotate_and_store(int layer) {
     const float* sn = rope_sin_.data() + i * half;
     rope_rotate(q_.data() + i * q_dim, c.n_heads, c.head_dim, c.rope_dim, cs, sn);
     rope_rotate(k_.data() + i * kv_dim, c.n_kv_heads, c.head_dim, c.rope_dim, cs, sn);
-    std::memcpy(kv_.key(layer, cells_[i]), k_.data() + i * kv_dim, kv_dim * sizeof(float));
-    std::memcpy(kv_.value(layer, cells_[i]), v_.data() + i * kv_dim, kv_dim * sizeof(float));
+    kv_.store(layer, cells_[i], k_.data() + i * kv_dim, v_.data() + i * kv_dim);
   }
 }
 
@@ -320,15 +319,21 @@ void Engine::attend_rows(int layer) {
   // One item per (row, KV head): the query heads sharing that KV head go
   // together, so each key and value is fetched once for all of them.
   auto heads = [&](int t) {
-    float* scores = scores_.data() + static_cast<size_t>(t) * heads_per_kv * options_.context;
+    float* scores = scores_.data() + static_cast<size_t>(t) * scores_per_thread();
     for (int item = t; item < items; item += threads) {
       const int i = item / c.n_kv_heads, kvh = item % c.n_kv_heads;
       const RowCells& cells = visible_[i];
       const int kv_off = kvh * c.head_dim;
       const int q_off = i * q_dim + kvh * heads_per_kv * c.head_dim;
-      kernels_->attend(kv_.key(layer, 0) + kv_off, kv_.value(layer, 0) + kv_off, kv_.kv_dim(), cells.committed,
-                       cells.n_committed, cells.chain, cells.n_chain, c.head_dim, heads_per_kv, scale,
-                       q_.data() + q_off, attn_.data() + q_off, scores);
+      if (kv_.type() == KvType::kF16) {
+        kernels_->attend_f16(kv_.keys_f16(layer) + kv_off, kv_.values_f16(layer) + kv_off, kv_.kv_dim(),
+                             cells.committed, cells.n_committed, cells.chain, cells.n_chain, c.head_dim,
+                             heads_per_kv, scale, q_.data() + q_off, attn_.data() + q_off, scores);
+      } else {
+        kernels_->attend(kv_.keys_f32(layer) + kv_off, kv_.values_f32(layer) + kv_off, kv_.kv_dim(),
+                         cells.committed, cells.n_committed, cells.chain, cells.n_chain, c.head_dim,
+                         heads_per_kv, scale, q_.data() + q_off, attn_.data() + q_off, scores);
+      }
     }
   };
   if (threads == 1) {

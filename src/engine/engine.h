@@ -38,6 +38,7 @@ struct EngineOptions {
   int64_t min_parallel_work = int64_t{1} << 17;
   WeightFormat weights = WeightFormat::kAuto;  // the layer projections
   OutputFormat output = OutputFormat::kAuto;   // the output head
+  KvType kv_type = KvType::kF16;               // how the KV cache stores keys and values
   // LoRA slots (AdapterPool): how many adapters can be loaded at once and
   // the largest rank any of them may have. 0 slots: no LoRA support.
   int adapter_slots = 0;
@@ -126,6 +127,11 @@ class Engine {
   void attention_block(int layer);
   void rotate_and_store(int layer);
   void attend_rows(int layer);
+  // Floats of scores_ per thread: one row's scores for the query heads of a
+  // KV head, plus attend_f16's scratch.
+  size_t scores_per_thread() const {
+    return static_cast<size_t>(config_.n_heads / config_.n_kv_heads) * options_.context + config_.head_dim;
+  }
   void ffn_block(int layer);
   void finish_step(std::span<const Row> rows);
   std::span<const float> output_head(std::span<const Row> rows);

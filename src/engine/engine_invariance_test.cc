@@ -53,8 +53,10 @@ std::vector<float> stream_kv(const Engine& e, int stream) {
   std::vector<float> out;
   for (int32_t cell : kv.stream_cells_before(stream, e.options().context)) {
     for (int l = 0; l < e.config().n_layers; ++l) {
-      out.insert(out.end(), kv.key(l, cell), kv.key(l, cell) + kv.kv_dim());
-      out.insert(out.end(), kv.value(l, cell), kv.value(l, cell) + kv.kv_dim());
+      const size_t at = out.size();
+      out.resize(at + 2 * kv.kv_dim());
+      kv.read_key(l, cell, out.data() + at);
+      kv.read_value(l, cell, out.data() + at + kv.kv_dim());
     }
   }
   return out;
@@ -69,6 +71,7 @@ class EngineInvarianceTest : public ::testing::Test {
     o.threads = threads;
     o.weights = weights_;
     o.output = output_;
+    o.kv_type = kv_type_;
     o.adapter_slots = static_cast<int>(adapters_.size());
     o.adapter_max_rank = 0;
     for (const LoraAdapter& a : adapters_) o.adapter_max_rank = std::max(o.adapter_max_rank, a.max_rank);
@@ -238,6 +241,7 @@ class EngineInvarianceTest : public ::testing::Test {
   std::unique_ptr<Model> model_;
   WeightFormat weights_ = WeightFormat::kAuto;
   OutputFormat output_ = OutputFormat::kAuto;
+  KvType kv_type_ = KvType::kF16;  // the default cache
   std::vector<LoraAdapter> adapters_;
 };
 
@@ -253,6 +257,18 @@ TEST_F(EngineInvarianceTest, StoriesInt4WithAdapters) {
   auto probe = make_engine(1);
   ASSERT_EQ(probe->weights().layers[0].wq.format, PackedFormat::kInt4);
   ASSERT_EQ(probe->weights().output.format, PackedFormat::kInt8);
+  check_all_thread_counts();
+}
+
+// The same over an f32 KV cache.
+TEST_F(EngineInvarianceTest, StoriesInt4WithAdaptersF32Cache) {
+  model_ = load_stories();
+  weights_ = WeightFormat::kInt4;
+  output_ = OutputFormat::kInt8;
+  kv_type_ = KvType::kF32;
+  adapters_.push_back(load_lora(kSource + "/models/adapters/dog.gguf", model_->config));
+  auto probe = make_engine(1);
+  ASSERT_EQ(probe->kv_cache().type(), KvType::kF32);
   check_all_thread_counts();
 }
 

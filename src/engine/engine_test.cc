@@ -42,29 +42,68 @@ TEST(Engine, FloatModelKeepsFloatWeights) {
   EXPECT_EQ(Engine(*model).options().context, std::min(model->config.context_length, 4096));
 }
 
-// (1) A prefill chain and the decode steps after it give the reference's logits.
+// (1) A prefill chain and the decode steps after it give the reference's
+// logits, with either KV cache type (the reference rounds its cache alike).
+// With f16 the bound is looser: engine and reference sums differ in their
+// last f32 bits, and a value near an f16 rounding boundary then rounds to
+// neighbouring f16 values (a step of 2^-11) in the two caches.
 TEST(Engine, PrefillThenDecodeMatchesReference) {
   auto model = load_stories();
-  Engine e(*model, small_options());
-  ReferenceForward ref(*model, 256);
   const int n_vocab = model->config.n_vocab;
+  for (const KvType kv_type : {KvType::kF16, KvType::kF32}) {
+    SCOPED_TRACE(std::string(kv_type_name(kv_type)) + " KV cache");
+    EngineOptions o = small_options();
+    o.kv_type = kv_type;
+    Engine e(*model, o);
+    ASSERT_EQ(e.kv_cache().type(), kv_type);
+    ReferenceForward ref(*model, 256, kv_type);
+    const double bound = kv_type == KvType::kF16 ? 1e-3 : 1e-4;
 
-  std::span<const float> logits = e.step(chain(kPrompt, 0));
-  ASSERT_EQ(logits.size(), kPrompt.size() * n_vocab);
-  const std::vector<float> all(logits.begin(), logits.end());
-  for (size_t i = 0; i < kPrompt.size(); ++i) {
-    std::span<const float> want = ref.forward(kPrompt[i], static_cast<int>(i));
-    EXPECT_LT(max_rel_diff(logits_of(all, i, n_vocab), want), 1e-4) << "prefill row " << i;
+    std::span<const float> logits = e.step(chain(kPrompt, 0));
+    ASSERT_EQ(logits.size(), kPrompt.size() * n_vocab);
+    const std::vector<float> all(logits.begin(), logits.end());
+    for (size_t i = 0; i < kPrompt.size(); ++i) {
+      std::span<const float> want = ref.forward(kPrompt[i], static_cast<int>(i));
+      EXPECT_LT(max_rel_diff(logits_of(all, i, n_vocab), want), bound) << "prefill row " << i;
+    }
+    int32_t token = argmax(logits_of(all, kPrompt.size() - 1, n_vocab));
+    for (int pos = kPrompt.size(); pos < static_cast<int>(kPrompt.size()) + 8; ++pos) {
+      const Row row = single(token, pos);
+      std::span<const float> got = e.step({&row, 1});
+      std::span<const float> want = ref.forward(token, pos);
+      EXPECT_LT(max_rel_diff(got, want), bound) << "decode pos " << pos;
+      token = argmax(want);
+    }
+    EXPECT_EQ(e.kv_cache().stream_length(0), static_cast<int>(kPrompt.size()) + 8);
   }
-  int32_t token = argmax(logits_of(all, kPrompt.size() - 1, n_vocab));
-  for (int pos = kPrompt.size(); pos < static_cast<int>(kPrompt.size()) + 8; ++pos) {
-    const Row row = single(token, pos);
-    std::span<const float> got = e.step({&row, 1});
-    std::span<const float> want = ref.forward(token, pos);
-    EXPECT_LT(max_rel_diff(got, want), 1e-4) << "decode pos " << pos;
-    token = argmax(want);
+}
+
+// An f16 cell holds half an f32 cell's bytes, and what attention reads
+// back is each value rounded once to f16 (layer 0's keys, computed before
+// any attention, are the same f32 values in both engines).
+TEST(Engine, KvCacheTypeSetsCellBytesAndRounding) {
+  auto model = load_stories();
+  EngineOptions o = small_options();
+  o.kv_type = KvType::kF32;
+  Engine e32(*model, o);
+  o.kv_type = KvType::kF16;
+  Engine e16(*model, o);
+  EXPECT_EQ(EngineOptions{}.kv_type, KvType::kF16);  // the default
+  EXPECT_EQ(2 * e16.kv_cache().bytes_per_cell(), e32.kv_cache().bytes_per_cell());
+  EXPECT_EQ(2 * e16.kv_bytes(), e32.kv_bytes());
+  const Row row = single(1, 0);
+  e16.step({&row, 1});
+  e32.step({&row, 1});
+  const int kv_dim = model->config.kv_dim();
+  std::vector<float> k16(kv_dim), k32(kv_dim);
+  e16.kv_cache().read_key(0, e16.kv_cache().stream_cells(0)[0], k16.data());
+  e32.kv_cache().read_key(0, e32.kv_cache().stream_cells(0)[0], k32.data());
+  int inexact = 0;
+  for (int i = 0; i < kv_dim; ++i) {
+    EXPECT_EQ(k16[i], kv_round(KvType::kF16, k32[i])) << "element " << i;
+    inexact += k16[i] != k32[i];
   }
-  EXPECT_EQ(e.kv_cache().stream_length(0), static_cast<int>(kPrompt.size()) + 8);
+  EXPECT_GT(inexact, 0);  // the rounding happened
 }
 
 // (1) Greedy decoding from BOS with one-row steps reproduces the reference ids.
@@ -258,8 +297,11 @@ TEST(Engine, TokenTreeAndCommit) {
     for (int j = 0; j < kv.stream_length(0); ++j) {
       const int32_t ct = kv.stream_cells(0)[j], cp = pk.stream_cells(0)[j];
       ASSERT_EQ(kv.cell_pos(ct), pk.cell_pos(cp));
-      const std::span<const float> kt(kv.key(l, ct), kv_dim), kp(pk.key(l, cp), kv_dim);
-      const std::span<const float> vt(kv.value(l, ct), kv_dim), vp(pk.value(l, cp), kv_dim);
+      std::vector<float> kt(kv_dim), kp(kv_dim), vt(kv_dim), vp(kv_dim);
+      kv.read_key(l, ct, kt.data());
+      pk.read_key(l, cp, kp.data());
+      kv.read_value(l, ct, vt.data());
+      pk.read_value(l, cp, vp.data());
       EXPECT_LT(max_rel_diff(kt, kp), 1e-5) << "layer " << l << " pos " << j;
       EXPECT_LT(max_rel_diff(vt, vp), 1e-5) << "layer " << l << " pos " << j;
     }

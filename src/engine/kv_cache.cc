@@ -10,16 +10,21 @@ namespace {
 constexpr const char* kWhere = "KV cache";
 }  // namespace
 
-KvCache::KvCache(int n_layers, int kv_dim, int n_cells, int n_streams)
-    : n_layers_(n_layers), kv_dim_(kv_dim), n_cells_(n_cells), n_streams_(n_streams) {
+KvCache::KvCache(int n_layers, int kv_dim, int n_cells, int n_streams, KvType type)
+    : n_layers_(n_layers), kv_dim_(kv_dim), n_cells_(n_cells), n_streams_(n_streams), type_(type) {
   check(n_layers > 0 && kv_dim > 0, kWhere, "needs layers and kv_dim > 0, got {} and {}", n_layers,
         kv_dim);
   check(n_cells > 0, kWhere, "needs at least one cell, got {}", n_cells);
   check(n_streams >= 1 && n_streams <= kMaxStreams, kWhere, "streams must be 1..{}, got {}",
         kMaxStreams, n_streams);
   const size_t floats = static_cast<size_t>(n_layers) * n_cells * kv_dim;
-  keys_ = AlignedBuffer<float>(floats);
-  values_ = AlignedBuffer<float>(floats);
+  if (type == KvType::kF16) {
+    keys16_ = AlignedBuffer<uint16_t>(floats);
+    values16_ = AlignedBuffer<uint16_t>(floats);
+  } else {
+    keys32_ = AlignedBuffer<float>(floats);
+    values32_ = AlignedBuffer<float>(floats);
+  }
   pos_.assign(n_cells, -1);
   streams_.assign(n_cells, 0);
   state_.assign(n_cells, CellState::kFree);
@@ -28,6 +33,37 @@ KvCache::KvCache(int n_layers, int kv_dim, int n_cells, int n_streams)
   lists_.resize(n_streams);
   for (auto& list : lists_) list.reserve(n_cells);
   clear();
+}
+
+void KvCache::store(int layer, int32_t cell, const float* key, const float* value) {
+  const size_t at = offset(layer, cell);
+  if (type_ == KvType::kF16) {
+    for (int i = 0; i < kv_dim_; ++i) {
+      keys16_[at + i] = f32_to_f16(key[i]);
+      values16_[at + i] = f32_to_f16(value[i]);
+    }
+  } else {
+    std::copy(key, key + kv_dim_, keys32_.data() + at);
+    std::copy(value, value + kv_dim_, values32_.data() + at);
+  }
+}
+
+namespace {
+void read_row(const AlignedBuffer<float>& f32, const AlignedBuffer<uint16_t>& f16, size_t at, int n, float* out) {
+  if (f16.size() != 0) {
+    for (int i = 0; i < n; ++i) out[i] = f16_to_f32(f16[at + i]);
+  } else {
+    std::copy(f32.data() + at, f32.data() + at + n, out);
+  }
+}
+}  // namespace
+
+void KvCache::read_key(int layer, int32_t cell, float* out) const {
+  read_row(keys32_, keys16_, offset(layer, cell), kv_dim_, out);
+}
+
+void KvCache::read_value(int layer, int32_t cell, float* out) const {
+  read_row(values32_, values16_, offset(layer, cell), kv_dim_, out);
 }
 
 std::span<const int32_t> KvCache::stream_cells(int stream) const {

@@ -11,11 +11,13 @@
 // step, visible only inside it; tentative DS2D rows stay here until the
 // decoder accepts them); committed (in at least one stream's list).
 //
-// K and V are stored f32 as [layer][cell][kv_dim]: attention for one layer
-// then reads one contiguous array, cells never move (commit and fork only
-// touch indices), and the values are exactly what the f32 reference caches,
-// so engine and reference agree to rounding. f16 storage would halve the
-// bytes and is the next step once kernels read it.
+// K and V are stored as [layer][cell][kv_dim] in the cache's KvType (f16 by
+// default, or f32): attention for one layer then reads one contiguous array,
+// and cells never move (commit and fork only touch indices). An f16 cache
+// rounds a value once, when its cell is written (store()); the kernels widen
+// it exactly at load, so the step computes what it would over an f32 cache
+// holding the rounded values, and the reference (which rounds its cache the
+// same way) agrees to rounding.
 #pragma once
 
 #include <cstddef>
@@ -23,6 +25,7 @@
 #include <span>
 #include <vector>
 
+#include "engine/kv_type.h"
 #include "util/aligned_buffer.h"
 
 namespace chorus {
@@ -34,17 +37,28 @@ class KvCache {
   enum class CellState : uint8_t { kFree, kPending, kCommitted };
 
   // Allocates all n_cells cells up front. Throws Error for sizes out of range.
-  KvCache(int n_layers, int kv_dim, int n_cells, int n_streams);
+  KvCache(int n_layers, int kv_dim, int n_cells, int n_streams, KvType type = KvType::kF16);
 
   int n_layers() const { return n_layers_; }
   int kv_dim() const { return kv_dim_; }
   int n_cells() const { return n_cells_; }
   int n_streams() const { return n_streams_; }
+  KvType type() const { return type_; }
 
-  float* key(int layer, int32_t cell) { return keys_.data() + offset(layer, cell); }
-  float* value(int layer, int32_t cell) { return values_.data() + offset(layer, cell); }
-  const float* key(int layer, int32_t cell) const { return keys_.data() + offset(layer, cell); }
-  const float* value(int layer, int32_t cell) const { return values_.data() + offset(layer, cell); }
+  // Writes a cell's key and value (kv_dim floats each), rounded to the
+  // cache's type.
+  void store(int layer, int32_t cell, const float* key, const float* value);
+  // A cell's key or value as attention reads it (widened from f16), for
+  // tests and tools.
+  void read_key(int layer, int32_t cell, float* out) const;
+  void read_value(int layer, int32_t cell, float* out) const;
+  // Cell 0 of a layer, for attention (cell c at + c * kv_dim()): the f32
+  // arrays of an f32 cache, the f16 ones (IEEE half bits) of an f16 cache;
+  // the other pair is null.
+  const float* keys_f32(int layer) const { return layer_base(keys32_, layer); }
+  const float* values_f32(int layer) const { return layer_base(values32_, layer); }
+  const uint16_t* keys_f16(int layer) const { return layer_base(keys16_, layer); }
+  const uint16_t* values_f16(int layer) const { return layer_base(values16_, layer); }
 
   int32_t cell_pos(int32_t cell) const { return pos_[cell]; }
   uint64_t cell_streams(int32_t cell) const { return streams_[cell]; }
@@ -70,10 +84,12 @@ class KvCache {
   int n_cells_free() const { return static_cast<int>(free_.size()); }
   int n_cells_pending() const { return n_pending_; }
   size_t bytes_per_cell() const {
-    return 2 * static_cast<size_t>(n_layers_) * kv_dim_ * sizeof(float);
+    return 2 * static_cast<size_t>(n_layers_) * kv_dim_ * kv_type_bytes(type_);
   }
   size_t bytes_used() const { return n_cells_used() * bytes_per_cell(); }
-  size_t bytes_reserved() const { return keys_.bytes() + values_.bytes(); }
+  size_t bytes_reserved() const {
+    return keys32_.bytes() + values32_.bytes() + keys16_.bytes() + values16_.bytes();
+  }
 
   // --- Used by the step. None of these allocate. ---
 
@@ -91,12 +107,19 @@ class KvCache {
   size_t offset(int layer, int32_t cell) const {
     return (static_cast<size_t>(layer) * n_cells_ + cell) * kv_dim_;
   }
+  template <typename T>
+  const T* layer_base(const AlignedBuffer<T>& b, int layer) const {
+    return b.size() == 0 ? nullptr : b.data() + offset(layer, 0);
+  }
   void check_stream(int stream, const char* what) const;
   void release(int32_t cell, int stream);  // clears the bit, frees an orphan
   void free_cell(int32_t cell);
 
   int n_layers_, kv_dim_, n_cells_, n_streams_;
-  AlignedBuffer<float> keys_, values_;       // [layer][cell][kv_dim]
+  KvType type_;
+  // [layer][cell][kv_dim]: the f32 pair for an f32 cache, else the f16 pair.
+  AlignedBuffer<float> keys32_, values32_;
+  AlignedBuffer<uint16_t> keys16_, values16_;
   std::vector<int32_t> pos_;                 // [cell]
   std::vector<uint64_t> streams_;            // [cell] bit s = stream s
   std::vector<CellState> state_;             // [cell]

@@ -22,13 +22,37 @@ void fill(KvCache& kv, int stream, int from, int to) {
   for (int p = from; p < to; ++p) kv.commit(kv.allocate(p), stream);
 }
 
+// A cell is written rounded to the cache's type and read back widened.
+TEST(KvCache, StoreRoundsToTheCacheType) {
+  const float key[4] = {1.0f, 0.1f, -3.14159f, 65504.0f};
+  const float value[4] = {-0.0f, 1e-3f, 2.5f, 1.0f / 3.0f};
+  for (const KvType type : {KvType::kF16, KvType::kF32}) {
+    KvCache kv(2, 4, 8, 1, type);
+    EXPECT_EQ(kv.type(), type);
+    EXPECT_EQ(kv.bytes_per_cell(), 2u * 2 * 4 * kv_type_bytes(type));
+    EXPECT_EQ(kv.bytes_reserved(), 8 * kv.bytes_per_cell());
+    EXPECT_EQ(kv.keys_f16(1) != nullptr, type == KvType::kF16);
+    EXPECT_EQ(kv.keys_f32(1) != nullptr, type == KvType::kF32);
+    kv.store(1, 3, key, value);
+    float k[4], v[4];
+    kv.read_key(1, 3, k);
+    kv.read_value(1, 3, v);
+    for (int i = 0; i < 4; ++i) {
+      EXPECT_EQ(k[i], kv_round(type, key[i])) << kv_type_name(type) << " key " << i;
+      EXPECT_EQ(v[i], kv_round(type, value[i])) << kv_type_name(type) << " value " << i;
+    }
+  }
+  EXPECT_NE(kv_round(KvType::kF16, 0.1f), 0.1f);
+  EXPECT_EQ(kv_round(KvType::kF32, 0.1f), 0.1f);
+}
+
 TEST(KvCache, CommitKeepsPositionOrder) {
   KvCache kv(2, 4, 16, 4);
   fill(kv, 0, 0, 5);
   EXPECT_EQ(positions(kv, 0), (std::vector<int32_t>{0, 1, 2, 3, 4}));
   EXPECT_EQ(kv.n_cells_used(), 5);
   EXPECT_EQ(kv.stream_length(0), 5);
-  EXPECT_EQ(kv.bytes_per_cell(), 2u * 2 * 4 * sizeof(float));
+  EXPECT_EQ(kv.bytes_per_cell(), 2u * 2 * 4 * sizeof(uint16_t));  // f16 by default
   EXPECT_EQ(kv.bytes_used(), 5 * kv.bytes_per_cell());
   EXPECT_EQ(kv.stream_cells_before(0, 3).size(), 3u);
   EXPECT_EQ(kv.stream_cells_before(0, 99).size(), 5u);

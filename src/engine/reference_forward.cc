@@ -29,10 +29,11 @@ std::vector<float> to_f32(const WeightView& w) {
 
 }  // namespace
 
-ReferenceForward::ReferenceForward(const Model& model, int context_length)
+ReferenceForward::ReferenceForward(const Model& model, int context_length, KvType kv_type)
     : model_(&model),
       config_(model.config),
-      context_length_(context_length > 0 ? context_length : model.config.context_length) {
+      context_length_(context_length > 0 ? context_length : model.config.context_length),
+      kv_type_(kv_type) {
   check(context_length_ <= kMaxContext, kWhere, "context length {} exceeds the limit of {}",
         context_length_, kMaxContext);
   const ModelConfig& c = config_;
@@ -92,8 +93,10 @@ std::span<const float> ReferenceForward::forward(int32_t token, int pos) {
     matvec(v_.data(), lw.wv, xb_.data());
     ref::rope(q_.data(), c.n_heads, pos, rope);
     ref::rope(k_.data(), c.n_kv_heads, pos, rope);
-    std::copy(k_.begin(), k_.end(), key_row(l, pos));
-    std::copy(v_.begin(), v_.end(), value_row(l, pos));
+    for (int i = 0; i < c.kv_dim(); ++i) {
+      key_row(l, pos)[i] = kv_round(kv_type_, k_[i]);
+      value_row(l, pos)[i] = kv_round(kv_type_, v_[i]);
+    }
 
     // Causal attention over positions 0..pos; query heads share KV heads in
     // groups of heads_per_kv (GQA).

@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "engine/kv_type.h"
 #include "model/model.h"
 
 namespace chorus {
@@ -14,8 +15,9 @@ namespace chorus {
 class ReferenceForward {
  public:
   // context_length <= 0 uses the model's trained context. The model must
-  // outlive this object.
-  ReferenceForward(const Model& model, int context_length = 0);
+  // outlive this object. kv_type rounds what the cache keeps as an engine
+  // cache of that type does (kF32: the plain f32 yardstick).
+  ReferenceForward(const Model& model, int context_length = 0, KvType kv_type = KvType::kF32);
 
   // Runs `token` at position `pos` and returns the logits (n_vocab floats,
   // valid until the next call). Positions must be filled in order: pos may
@@ -43,6 +45,7 @@ class ReferenceForward {
   const Model* model_;
   ModelConfig config_;
   int context_length_;
+  KvType kv_type_;
   int n_cached_ = 0;
 
   // Norm weights as f32, whatever type the file stores them in.

@@ -26,6 +26,7 @@ constexpr KernelTable kernel_table_of(Isa isa, std::string_view name) {
       .softmax = softmax,
       .silu_mul = silu_mul,
       .attend = attend,
+      .attend_f16 = attend_f16,
       .lora_shrink = lora_shrink,
       .lora_expand = lora_expand,
   };

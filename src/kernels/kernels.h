@@ -48,6 +48,13 @@ struct KernelTable {
   void (*attend)(const float* keys, const float* values, int64_t stride, const int32_t* cells_a, int na,
                  const int32_t* cells_b, int nb, int head_dim, int g, float scale, const float* q,
                  float* out, float* scores);
+  // `attend` over an f16 cache (IEEE half bits): the same bits `attend`
+  // gives over an f32 cache holding the same values, since each value is
+  // widened exactly at load and then goes through attend's float ops.
+  // scores holds g * (na + nb) + head_dim floats (the tail is scratch).
+  void (*attend_f16)(const uint16_t* keys, const uint16_t* values, int64_t stride, const int32_t* cells_a,
+                     int na, const int32_t* cells_b, int nb, int head_dim, int g, float scale, const float* q,
+                     float* out, float* scores);
 
   // LoRA, SGMV-style: one adapter's pair applied to a group of n activation
   // rows (indices rows[g] into x and y). Adapter matrices are f16.

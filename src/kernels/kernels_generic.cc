@@ -182,6 +182,17 @@ void attend(const float* keys, const float* values, int64_t stride, const int32_
                                    scores);
 }
 
+void widen_f16(const uint16_t* h, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(h[i]);
+}
+
+void attend_f16(const uint16_t* keys, const uint16_t* values, int64_t stride, const int32_t* cells_a, int na,
+                const int32_t* cells_b, int nb, int head_dim, int g, float scale, const float* q, float* out,
+                float* scores) {
+  attend_heads<dot, axpy, softmax, uint16_t, widen_f16>(keys, values, stride, cells_a, na, cells_b, nb, head_dim,
+                                                         g, scale, q, out, scores);
+}
+
 }  // namespace
 }  // namespace chorus::kernels
 

@@ -269,6 +269,46 @@ TEST_P(KernelInvarianceTest, AttendDoesNotDependOnTheSplitOfItsCells) {
   }
 }
 
+// An f16 cache gives the bits of an f32 cache holding the same (rounded)
+// values, at every split of a row's cells into committed and in-step runs.
+TEST_P(KernelInvarianceTest, AttendOverF16GivesTheBitsOfF32WithTheSameValues) {
+  std::mt19937 rng(16);
+  constexpr int kCells = 45;
+  for (const int head_dim : {8, 12, 16, 32, 64, 100, 128}) {
+    for (const int g : {1, 4}) {
+      const int64_t stride = 2 * head_dim;
+      const size_t size = static_cast<size_t>(kCells * stride);
+      std::vector<float> keys = random_floats(size, rng), values = random_floats(size, rng);
+      std::vector<uint16_t> keys16(size), values16(size);
+      for (size_t i = 0; i < size; ++i) {
+        keys16[i] = f32_to_f16(keys[i]);
+        values16[i] = f32_to_f16(values[i]);
+        keys[i] = f16_to_f32(keys16[i]);  // the f32 cache holds the rounded values
+        values[i] = f16_to_f32(values16[i]);
+      }
+      const std::vector<float> q = random_floats(static_cast<size_t>(g * head_dim), rng);
+      std::vector<int32_t> cells(kCells);
+      std::iota(cells.begin(), cells.end(), 0);
+      std::shuffle(cells.begin(), cells.end(), rng);
+      const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+      for (int n = 1; n <= kCells; n += 11) {
+        std::vector<float> want(static_cast<size_t>(g * head_dim)), scores(static_cast<size_t>(g * n + head_dim));
+        table().attend(keys.data() + head_dim, values.data() + head_dim, stride, cells.data(), n, nullptr, 0,
+                       head_dim, g, scale, q.data(), want.data(), scores.data());
+        for (int na = 0; na <= n; ++na) {
+          std::vector<float> got(static_cast<size_t>(g * head_dim), -1.0f);
+          table().attend_f16(keys16.data() + head_dim, values16.data() + head_dim, stride, cells.data(), na,
+                             cells.data() + na, n - na, head_dim, g, scale, q.data(), got.data(), scores.data());
+          expect_same_bits(got.data(), want.data(), g * head_dim,
+                           ::testing::Message() << "f16 cache, head_dim " << head_dim << " g " << g << " cells "
+                                                << n << " committed " << na);
+          if (HasFailure()) return;
+        }
+      }
+    }
+  }
+}
+
 // The row-wise ops read and write one row: the same input anywhere in
 // memory (other rows around it, any alignment) gives the same bits.
 TEST_P(KernelInvarianceTest, RowOpsDoNotDependOnWhereTheRowLives) {
@@ -305,7 +345,11 @@ TEST_P(KernelInvarianceTest, RowOpsDoNotDependOnWhereTheRowLives) {
 
 #if defined(__x86_64__) || defined(__i386__)
 // The x86 tables share every float operation (x86_kernels-inl.h) and their
-// integer dots are exact, so the VNNI tables give the AVX2 table's bits.
+// integer dots are exact, so the VNNI tables give the AVX2 table's bits,
+// the AVX-512 table's two-groups-per-pass path (calls of 4 rows or more)
+// included: 1..21 rows cover every tile height of both widths, 69 weight
+// rows are 4 pairs of groups and a ragged group, and the output slices cut
+// pairs and groups in the middle.
 TEST(X86Tables, VnniTablesGiveTheAvx2TablesBits) {
   const KernelTable* avx2 = nullptr;
   std::vector<const KernelTable*> vnni;
@@ -315,20 +359,26 @@ TEST(X86Tables, VnniTablesGiveTheAvx2TablesBits) {
   }
   if (avx2 == nullptr || vnni.empty()) GTEST_SKIP() << "this CPU runs no VNNI table";
   std::mt19937 rng(9);
-  const int64_t rows = 61, cols = 96 + 32 * 8;
-  const int n = 11;
+  const int64_t rows = 69, cols = 96 + 32 * 8;
+  const int n = 21;
   const std::vector<float> x = random_floats(static_cast<size_t>(n * cols), rng);
   ActivationRows xq(n, cols);
   xq.quantize(*avx2, x.data(), cols);
   const Int4Matrix w4 = testing::random_int4(rows, cols, ScaleFormat::kF16, rng);
   const Int4Matrix w4k = testing::random_int4(rows, cols, ScaleFormat::kF32, rng);
   const Int8Matrix w8 = testing::random_int8(rows, cols, rng);
+  const std::vector<int64_t> cuts = {0, 5, 21, 40, 64, rows};  // slices inside groups and pairs
   auto products = [&](const KernelTable& t) {
-    std::vector<float> y(static_cast<size_t>(3 * n * rows));
-    for (int m = 1; m <= n; m += 5) {  // 1, 6 and 11 rows: every tile height's path
-      t.matmul_int4(w4, xq.rows(), m, y.data(), rows, 0, rows);
-      t.matmul_int4(w4k, xq.rows(), m, y.data() + n * rows, rows, 0, rows);
-      t.matmul_int8(w8, xq.rows(), m, y.data() + 2 * n * rows, rows, 0, rows);
+    std::vector<float> y;
+    for (int m = 1; m <= n; ++m) {
+      std::vector<float> part(static_cast<size_t>(4 * m * rows));
+      t.matmul_int4(w4, xq.rows(), m, part.data(), rows, 0, rows);
+      t.matmul_int4(w4k, xq.rows(), m, part.data() + m * rows, rows, 0, rows);
+      t.matmul_int8(w8, xq.rows(), m, part.data() + 2 * m * rows, rows, 0, rows);
+      for (size_t c = 0; c + 1 < cuts.size(); ++c) {
+        t.matmul_int4(w4, xq.rows(), m, part.data() + 3 * m * rows, rows, cuts[c], cuts[c + 1]);
+      }
+      y.insert(y.end(), part.begin(), part.end());
     }
     return y;
   };

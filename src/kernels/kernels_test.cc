@@ -93,6 +93,7 @@ TEST(KernelDispatch, GenericFirstBestLast) {
     EXPECT_NE(t->softmax, nullptr);
     EXPECT_NE(t->silu_mul, nullptr);
     EXPECT_NE(t->attend, nullptr);
+    EXPECT_NE(t->attend_f16, nullptr);
   }
   const char* isa = std::getenv("CHORUS_ISA");
   if (isa == nullptr || *isa == '\0') {

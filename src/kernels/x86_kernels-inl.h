@@ -14,7 +14,10 @@
 // and then take their table from kernel_table_of(isa, name). The
 // integer dot is the only difference: every float operation, and so every
 // result's rounding, is the same code in each table (the integer sums are
-// exact either way, so all three tables give the same bits).
+// exact either way, so all three tables give the same bits). The one other
+// difference follows from the flags: with AVX-512 (__AVX512F__) the W4A8
+// loop also runs two row groups per pass on 512 bits (Lanes16), with the
+// same float operations per lane.
 //
 // Integer products (W4A8, W8A8) multiply u8 by s8. The W4A8 product reads
 // the pack-time interleaved layout (packed_matrix.h): one vector holds 4
@@ -25,7 +28,9 @@
 // trees, prefill: up to 8 rows share each unpacked tile, and a group's tiles
 // stay in cache for the next 8). Unpacking once into scratch instead, or 16
 // weight rows per pass, measured slower with AVX2: the extra accumulators
-// spill.
+// spill. With AVX-512's 32 registers 16 weight rows per pass (one 512-bit
+// vector) and 8 activation rows fit; on a loaded 2-core Zen 4 that measured
+// 1.1-1.2x faster at 16 and 512 rows and even at 8 (bench/README.md).
 //
 // Measured on Zen 3 (no AVX-512): maddubs and the i16 adds share three of
 // the four vector pipes, loads issue two per cycle, vphaddw costs two
@@ -178,60 +183,138 @@ inline void store_lanes(float* out, __m256 v, int lo, int hi) {
   for (int j = lo; j < hi; ++j) out[j] = tmp[j];
 }
 
-// y lanes [lo, hi) of group g for activation rows x[0..T). Per tile and
-// activation row, the integer dot of the block's 32 columns for the 8
-// weight rows, one i32 lane each:
+// The W4A8 loop's vector width, the one thing its two shapes differ in:
+// Lanes8 covers one row group (8 weight rows, one i32 or f32 lane each) per
+// pass on 256 bits; Lanes16 (AVX-512 tables) two neighbouring groups on 512
+// bits, lanes 0-7 group g and 8-15 group g + 1, so one vpdpbusd does 64
+// multiply-adds and each activation broadcast serves 16 weight rows. Per
+// lane the float operations are the same in both, so they give the same
+// bits. p0 and p1 point at the two groups' tiles (or scales); Lanes8
+// ignores p1.
+struct Lanes8 {
+  using I = __m256i;
+  using F = __m256;
+  static constexpr int kGroups = 1;
+  static constexpr int kActTile = kInt4ActTile;
+  static I codes(const uint8_t* p0, const uint8_t*) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p0)); }
+  static I bytes(uint8_t v) { return _mm256_set1_epi8(static_cast<char>(v)); }
+  static I low_nibbles(I v, I m) { return _mm256_and_si256(v, m); }
+  static I high_nibbles(I v, I m) { return _mm256_and_si256(_mm256_srli_epi16(v, 4), m); }
+  static I broadcast4(const int8_t* a) { return _mm256_set1_epi32(load_i32(a)); }
+  static I zero() { return _mm256_setzero_si256(); }
+  static I dpbusd(I acc, I u, I s) { return X86Core::dpbusd(acc, u, s); }
+  static I add(I a, I b) { return _mm256_add_epi32(a, b); }
+  static F to_float(I v) { return _mm256_cvtepi32_ps(v); }
+  static F zero_f() { return _mm256_setzero_ps(); }
+  static F broadcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static F set1(float v) { return _mm256_set1_ps(v); }
+  template <ScaleFormat SF>
+  static F params(const uint8_t* p0, const uint8_t*, int64_t i) { return load_params<SF>(p0, i); }
+  // Lanes [lo, hi) to out[lo..hi).
+  static void store(float* out, F v, int lo, int hi) { store_lanes(out, v, lo, hi); }
+};
+
+#if defined(__AVX512F__)
+struct Lanes16 {
+  using I = __m512i;
+  using F = __m512;
+  static constexpr int kGroups = 2;
+  // Activation rows per pass: with 8 the loop keeps its accumulators and
+  // partial sums in the 32 registers (GCC 12 spills some with 12, and 12
+  // measured no faster on Zen 4).
+  static constexpr int kActTile = 8;
+  static I codes(const uint8_t* p0, const uint8_t* p1) {
+    const __m256i lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(p0));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), _mm256_load_si256(reinterpret_cast<const __m256i*>(p1)), 1);
+  }
+  static I bytes(uint8_t v) { return _mm512_set1_epi8(static_cast<char>(v)); }
+  static I low_nibbles(I v, I m) { return _mm512_and_si512(v, m); }
+  static I high_nibbles(I v, I m) { return _mm512_and_si512(_mm512_srli_epi16(v, 4), m); }
+  static I broadcast4(const int8_t* a) { return _mm512_set1_epi32(load_i32(a)); }
+  static I zero() { return _mm512_setzero_si512(); }
+  static I dpbusd(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
+  static I add(I a, I b) { return _mm512_add_epi32(a, b); }
+  static F to_float(I v) { return _mm512_cvtepi32_ps(v); }
+  static F zero_f() { return _mm512_setzero_ps(); }
+  static F broadcast(const float* p) { return _mm512_set1_ps(*p); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F set1(float v) { return _mm512_set1_ps(v); }
+  template <ScaleFormat SF>
+  static F params(const uint8_t* p0, const uint8_t* p1, int64_t i) {
+    const __m256d lo = _mm256_castps_pd(load_params<SF>(p0, i)), hi = _mm256_castps_pd(load_params<SF>(p1, i));
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(lo), hi, 1));
+  }
+  // Lanes [lo, hi) of the pair (hi up to 16) to out[lo..hi).
+  static void store(float* out, F v, int lo, int hi) {
+    const __m512d d = _mm512_castps_pd(v);
+    if (lo < 8) store_lanes(out, _mm256_castpd_ps(_mm512_castpd512_pd256(d)), lo, std::min(hi, 8));
+    if (hi > 8) store_lanes(out + 8, _mm256_castpd_ps(_mm512_extractf64x4_pd(d, 1)), std::max(lo, 8) - 8, hi - 8);
+  }
+};
+#endif
+
+// y lanes [lo, hi) of groups g .. g + W::kGroups - 1 for activation rows
+// x[0..T). Per tile and activation row, the integer dot of the block's 32
+// columns for each weight row, one i32 lane each:
 //  - AVX2: 8 maddubs whose i16 sums add up without overflow (16 products
 //    of 15 * 127 per lane stay below 32767), then one madd to widen;
 //  - VNNI: 8 vpdpbusd straight into i32 (u8 codes x s8 activations, 4
 //    products per lane and instruction);
 // then three float ops for the scales and the min term; the unpack of a
-// tile (3 ops per 32-byte vector) is shared by the T rows. Only the first
-// pass over a group prefetches: later ones find its tiles in L1/L2.
+// tile (3 ops per vector) is shared by the T rows. Only the first pass
+// over a group prefetches: later ones find its tiles in L1/L2.
 //
-// A row's float arithmetic is the same for every T (one accumulator chain:
-// block b's scaled dot, then its min term), so its result never depends on
-// how many rows share the call. Only the exact integer part differs: with
-// few rows a second integer chain hides latencies, with more the rows
-// themselves are independent chains, and registers run out.
-template <ScaleFormat F, int T>
+// A row's float arithmetic is the same for every T and width (one
+// accumulator chain per lane: block b's scaled dot, then its min term), so
+// its result never depends on how many rows share the call or which path
+// ran it. Only the exact integer part differs: with few rows a second
+// integer chain hides latencies, with more the rows themselves are
+// independent chains, and registers run out.
+template <typename W, ScaleFormat SF, int T>
 void int4_group(const Int4Matrix& w, int64_t g, const QuantizedActivations* x, float* y, int64_t ldy, int lo,
                 int hi, bool prefetch) {
+  using I = typename W::I;
+  using F = typename W::F;
   constexpr bool kTwoChains = T <= 2;
   const int64_t nb = w.blocks();
+  const int64_t next = W::kGroups > 1 ? nb * kInt4TileBytes : 0;  // to group g + 1's tiles
   const uint8_t* tile = w.tile(g, 0);
   const size_t group_params = static_cast<size_t>(nb * kRowGroup) * w.scale_bytes();
+  const size_t next_params = W::kGroups > 1 ? group_params : 0;
   const uint8_t* sp = w.scales.data() + g * group_params;
   const uint8_t* mp = w.symmetric ? nullptr : w.mins.data() + g * group_params;
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const __m256i ones = _mm256_set1_epi16(1);
-  __m256 acc[T];
-  CHORUS_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  const I m4 = W::bytes(0x0F);
+  F acc[T];
+  CHORUS_UNROLL for (int t = 0; t < T; ++t) acc[t] = W::zero_f();
   for (int64_t b = 0; b < nb; ++b, tile += kInt4TileBytes) {
     if (prefetch) {
-      _mm_prefetch(reinterpret_cast<const char*>(tile + kStreamPrefetch), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(tile + kStreamPrefetch + 64), _MM_HINT_T0);
+      CHORUS_UNROLL for (int k = 0; k < W::kGroups; ++k) {
+        _mm_prefetch(reinterpret_cast<const char*>(tile + k * next + kStreamPrefetch), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(tile + k * next + kStreamPrefetch + 64), _MM_HINT_T0);
+      }
     }
-    __m256i p[T], p2[T];  // AVX2: i16 partial sums; VNNI: i32 sums
+    I p[T], p2[T];  // AVX2: i16 partial sums; VNNI: i32 sums
     CHORUS_UNROLL for (int q = 0; q < 4; ++q) {
-      const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(tile + 32 * q));
-      const __m256i wl = _mm256_and_si256(v, m4);                       // columns 4q..4q+3 of each row
-      const __m256i wh = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);  // columns 16+4q..16+4q+3
+      const I v = W::codes(tile + 32 * q, tile + next + 32 * q);
+      const I wl = W::low_nibbles(v, m4);   // columns 4q..4q+3 of each row
+      const I wh = W::high_nibbles(v, m4);  // columns 16+4q..16+4q+3
       CHORUS_UNROLL for (int t = 0; t < T; ++t) {
         const int8_t* a = x[t].q + b * kQK + 4 * q;
-        const __m256i al = _mm256_set1_epi32(load_i32(a));
-        const __m256i ah = _mm256_set1_epi32(load_i32(a + kQK / 2));
+        const I al = W::broadcast4(a);
+        const I ah = W::broadcast4(a + kQK / 2);
         if constexpr (X86Core::kDpbusd) {
-          const __m256i zero = _mm256_setzero_si256();
           if constexpr (kTwoChains) {
-            p[t] = X86Core::dpbusd(q == 0 ? zero : p[t], wl, al);
-            p2[t] = X86Core::dpbusd(q == 0 ? zero : p2[t], wh, ah);
+            p[t] = W::dpbusd(q == 0 ? W::zero() : p[t], wl, al);
+            p2[t] = W::dpbusd(q == 0 ? W::zero() : p2[t], wh, ah);
           } else {
-            p[t] = X86Core::dpbusd(X86Core::dpbusd(q == 0 ? zero : p[t], wl, al), wh, ah);
+            p[t] = W::dpbusd(W::dpbusd(q == 0 ? W::zero() : p[t], wl, al), wh, ah);
           }
-        } else {
-          const __m256i pl = _mm256_maddubs_epi16(wl, al);
-          const __m256i ph = _mm256_maddubs_epi16(wh, ah);
+        } else {  // AVX2, 256 bits only
+          const I pl = _mm256_maddubs_epi16(wl, al);
+          const I ph = _mm256_maddubs_epi16(wh, ah);
           if constexpr (kTwoChains) {
             p[t] = q == 0 ? pl : _mm256_add_epi16(p[t], pl);
             p2[t] = q == 0 ? ph : _mm256_add_epi16(p2[t], ph);
@@ -242,54 +325,75 @@ void int4_group(const Int4Matrix& w, int64_t g, const QuantizedActivations* x, f
         }
       }
     }
-    const __m256 sw = load_params<F>(sp, b * kRowGroup);
-    const __m256 mw = mp == nullptr ? _mm256_mul_ps(sw, _mm256_set1_ps(-8.0f)) : load_params<F>(mp, b * kRowGroup);
+    const F sw = W::template params<SF>(sp, sp + next_params, b * kRowGroup);
+    const F mw = mp == nullptr ? W::mul(sw, W::set1(-8.0f)) : W::template params<SF>(mp, mp + next_params, b * kRowGroup);
     CHORUS_UNROLL for (int t = 0; t < T; ++t) {
-      __m256i d;
+      I d;
       if constexpr (X86Core::kDpbusd) {
-        d = kTwoChains ? _mm256_add_epi32(p[t], p2[t]) : p[t];
+        d = kTwoChains ? W::add(p[t], p2[t]) : p[t];
       } else {
+        const __m256i ones = _mm256_set1_epi16(1);
         d = _mm256_madd_epi16(p[t], ones);
         if constexpr (kTwoChains) d = _mm256_add_epi32(d, _mm256_madd_epi16(p2[t], ones));
       }
-      const __m256 dot = _mm256_cvtepi32_ps(d);
-      acc[t] = _mm256_fmadd_ps(dot, _mm256_mul_ps(sw, _mm256_broadcast_ss(x[t].scale + b)), acc[t]);
-      acc[t] = _mm256_fmadd_ps(mw, _mm256_broadcast_ss(x[t].scaled_sum + b), acc[t]);
+      const F dot = W::to_float(d);
+      acc[t] = W::fmadd(dot, W::mul(sw, W::broadcast(x[t].scale + b)), acc[t]);
+      acc[t] = W::fmadd(mw, W::broadcast(x[t].scaled_sum + b), acc[t]);
     }
   }
-  CHORUS_UNROLL for (int t = 0; t < T; ++t) store_lanes(y + t * ldy + g * kRowGroup, acc[t], lo, hi);
+  CHORUS_UNROLL for (int t = 0; t < T; ++t) W::store(y + t * ldy + g * kRowGroup, acc[t], lo, hi);
 }
 
-// Activation rows t in [0, n) through group g, kInt4ActTile at a time.
-template <ScaleFormat F>
+// The last m < T rows of a pass: int4_group with T = m, chosen by a
+// compile-time walk down from T - 1.
+template <typename W, ScaleFormat SF, int T>
+void int4_group_tail(int m, const Int4Matrix& w, int64_t g, const QuantizedActivations* x, float* y,
+                     int64_t ldy, int lo, int hi, bool prefetch) {
+  if constexpr (T >= 1) {
+    if (m == T) return int4_group<W, SF, T>(w, g, x, y, ldy, lo, hi, prefetch);
+    int4_group_tail<W, SF, T - 1>(m, w, g, x, y, ldy, lo, hi, prefetch);
+  }
+}
+
+// Activation rows t in [0, n) through groups g.., W::kActTile at a time.
+template <typename W, ScaleFormat SF>
 void int4_group_rows(const Int4Matrix& w, int64_t g, const QuantizedActivations* x, int n, float* y, int64_t ldy,
                      int lo, int hi) {
   int t = 0;
-  for (; t + kInt4ActTile <= n; t += kInt4ActTile) {
-    int4_group<F, kInt4ActTile>(w, g, x + t, y + t * ldy, ldy, lo, hi, t == 0);
+  for (; t + W::kActTile <= n; t += W::kActTile) {
+    int4_group<W, SF, W::kActTile>(w, g, x + t, y + t * ldy, ldy, lo, hi, t == 0);
   }
-  const bool first = t == 0;
-  switch (n - t) {
-    case 7: int4_group<F, 7>(w, g, x + t, y + t * ldy, ldy, lo, hi, first); break;
-    case 6: int4_group<F, 6>(w, g, x + t, y + t * ldy, ldy, lo, hi, first); break;
-    case 5: int4_group<F, 5>(w, g, x + t, y + t * ldy, ldy, lo, hi, first); break;
-    case 4: int4_group<F, 4>(w, g, x + t, y + t * ldy, ldy, lo, hi, first); break;
-    case 3: int4_group<F, 3>(w, g, x + t, y + t * ldy, ldy, lo, hi, first); break;
-    case 2: int4_group<F, 2>(w, g, x + t, y + t * ldy, ldy, lo, hi, first); break;
-    case 1: int4_group<F, 1>(w, g, x + t, y + t * ldy, ldy, lo, hi, first); break;
-    default: break;
-  }
+  int4_group_tail<W, SF, W::kActTile - 1>(n - t, w, g, x + t, y + t * ldy, ldy, lo, hi, t == 0);
 }
 
-template <ScaleFormat F>
+// Calls of at least this many rows take two groups per pass where the table
+// has 512-bit vectors; with fewer the product is bound by the weights'
+// stream, and one group at a time keeps it to one sequential stream.
+constexpr int kTwoGroupMinRows = 4;
+
+template <ScaleFormat SF>
 void int4_matmul(const Int4Matrix& w, const QuantizedActivations* x, int n, float* y, int64_t ldy, int64_t r0,
                  int64_t r1) {
+  const int64_t g_end = (r1 + kRowGroup - 1) / kRowGroup;
   for (int t0 = 0; t0 < n; t0 += kInt4ActPass) {
     const int tn = std::min(kInt4ActPass, n - t0);
-    for (int64_t g = r0 / kRowGroup; g * kRowGroup < r1; ++g) {
+    int64_t g = r0 / kRowGroup;
+    auto lanes = [&](int64_t groups) {
       const int lo = static_cast<int>(std::max<int64_t>(r0 - g * kRowGroup, 0));
-      const int hi = static_cast<int>(std::min<int64_t>(r1 - g * kRowGroup, kRowGroup));
-      int4_group_rows<F>(w, g, x + t0, tn, y + t0 * ldy, ldy, lo, hi);
+      const int hi = static_cast<int>(std::min<int64_t>(r1 - g * kRowGroup, groups * kRowGroup));
+      return std::pair{lo, hi};
+    };
+#if defined(__AVX512F__)
+    if (tn >= kTwoGroupMinRows) {
+      for (; g + 2 <= g_end; g += 2) {
+        const auto [lo, hi] = lanes(2);
+        int4_group_rows<Lanes16, SF>(w, g, x + t0, tn, y + t0 * ldy, ldy, lo, hi);
+      }
+    }
+#endif
+    for (; g < g_end; ++g) {
+      const auto [lo, hi] = lanes(1);
+      int4_group_rows<Lanes8, SF>(w, g, x + t0, tn, y + t0 * ldy, ldy, lo, hi);
     }
   }
 }
@@ -594,16 +698,25 @@ void lora_expand(const uint16_t* bt, int rank, int64_t out, const float* t, int6
   }
 }
 
+// Eight values of a cache row as f32: an f32 cache as is, an f16 one
+// widened by vcvtph2ps (exact). Everything after the load is the same float
+// code for both, so an f16 cache gives the bits of an f32 cache holding the
+// same values.
+inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
 // A cell's score is the 8-lane sum of its products q * K (HD vectors),
 // reduced as ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)): the order
 // the horizontal-add tree of scores8 gives, so a cell's score is the same
 // bits whether it is scored in a run of 8 or alone. Which cells fall in a
 // run of 8 depends on how the caller splits its cells into committed and
 // in-step ones, which must not change the result.
-template <int HD>
-inline __m256 cell_products(const __m256* qv, const float* k) {
-  __m256 acc = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k));
-  CHORUS_UNROLL for (int v = 1; v < HD; ++v) acc = _mm256_fmadd_ps(qv[v], _mm256_loadu_ps(k + 8 * v), acc);
+template <int HD, typename Cache>
+inline __m256 cell_products(const __m256* qv, const Cache* k) {
+  __m256 acc = _mm256_mul_ps(qv[0], load8(k));
+  CHORUS_UNROLL for (int v = 1; v < HD; ++v) acc = _mm256_fmadd_ps(qv[v], load8(k + 8 * v), acc);
   return acc;
 }
 
@@ -614,8 +727,8 @@ inline float hsum_tree(__m256 v) {
 }
 
 // Scores of 8 cells at once: cell j's sum lands in lane j.
-template <int HD>
-inline __m256 scores8(const __m256* qv, const float* keys, int64_t stride, const int32_t* cells) {
+template <int HD, typename Cache>
+inline __m256 scores8(const __m256* qv, const Cache* keys, int64_t stride, const int32_t* cells) {
   __m256 p[8];
   CHORUS_UNROLL for (int j = 0; j < 8; ++j) p[j] = cell_products<HD>(qv, keys + cells[j] * stride);
   const __m256 t0 = _mm256_hadd_ps(p[0], p[1]), t1 = _mm256_hadd_ps(p[2], p[3]);
@@ -625,8 +738,8 @@ inline __m256 scores8(const __m256* qv, const float* keys, int64_t stride, const
 }
 
 // One run of cells into s[0..n): 8 at a time, then one by one.
-template <int HD>
-inline void score_run(const __m256* qv, const float* keys, int64_t stride, const int32_t* cells, int n,
+template <int HD, typename Cache>
+inline void score_run(const __m256* qv, const Cache* keys, int64_t stride, const int32_t* cells, int n,
                       __m256 scale, float* s) {
   int j = 0;
   for (; j + 8 <= n; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(scores8<HD>(qv, keys, stride, cells + j), scale));
@@ -638,35 +751,35 @@ inline void score_run(const __m256* qv, const float* keys, int64_t stride, const
 // of the row's whole list (committed cells, then in-step ones) goes to set
 // j % 2, so the sums are in position order per set wherever the list is
 // split into runs; `first` is the index of the run's first cell there.
-template <int HD>
-inline void value_run(const float* values, int64_t stride, const int32_t* cells, int n, const float* s, int first,
+template <int HD, typename Cache>
+inline void value_run(const Cache* values, int64_t stride, const int32_t* cells, int n, const float* s, int first,
                       __m256* acc0, __m256* acc1) {
   int j = 0;
   if (n > 0 && first % 2 == 1) {  // an odd cell first: it goes to set 1
-    const float* v1 = values + cells[0] * stride;
+    const Cache* v1 = values + cells[0] * stride;
     const __m256 s1 = _mm256_broadcast_ss(s);
-    CHORUS_UNROLL for (int v = 0; v < HD; ++v) acc1[v] = _mm256_fmadd_ps(s1, _mm256_loadu_ps(v1 + 8 * v), acc1[v]);
+    CHORUS_UNROLL for (int v = 0; v < HD; ++v) acc1[v] = _mm256_fmadd_ps(s1, load8(v1 + 8 * v), acc1[v]);
     j = 1;
   }
   for (; j + 2 <= n; j += 2) {
-    const float* v0 = values + cells[j] * stride;
-    const float* v1 = values + cells[j + 1] * stride;
+    const Cache* v0 = values + cells[j] * stride;
+    const Cache* v1 = values + cells[j + 1] * stride;
     const __m256 s0 = _mm256_broadcast_ss(s + j), s1 = _mm256_broadcast_ss(s + j + 1);
     CHORUS_UNROLL for (int v = 0; v < HD; ++v) {
-      acc0[v] = _mm256_fmadd_ps(s0, _mm256_loadu_ps(v0 + 8 * v), acc0[v]);
-      acc1[v] = _mm256_fmadd_ps(s1, _mm256_loadu_ps(v1 + 8 * v), acc1[v]);
+      acc0[v] = _mm256_fmadd_ps(s0, load8(v0 + 8 * v), acc0[v]);
+      acc1[v] = _mm256_fmadd_ps(s1, load8(v1 + 8 * v), acc1[v]);
     }
   }
   if (j < n) {
-    const float* v0 = values + cells[j] * stride;
+    const Cache* v0 = values + cells[j] * stride;
     const __m256 s0 = _mm256_broadcast_ss(s + j);
-    CHORUS_UNROLL for (int v = 0; v < HD; ++v) acc0[v] = _mm256_fmadd_ps(s0, _mm256_loadu_ps(v0 + 8 * v), acc0[v]);
+    CHORUS_UNROLL for (int v = 0; v < HD; ++v) acc0[v] = _mm256_fmadd_ps(s0, load8(v0 + 8 * v), acc0[v]);
   }
 }
 
 // Heads whose size is a multiple of 8 floats, up to 128 (HD vectors).
-template <int HD>
-void attend_vec(const float* keys, const float* values, int64_t stride, const int32_t* cells_a, int na,
+template <int HD, typename Cache>
+void attend_vec(const Cache* keys, const Cache* values, int64_t stride, const int32_t* cells_a, int na,
                 const int32_t* cells_b, int nb, int g, float scale, const float* q, float* out, float* scores) {
   const int n = na + nb;
   const __m256 sv = _mm256_set1_ps(scale);
@@ -685,9 +798,17 @@ void attend_vec(const float* keys, const float* values, int64_t stride, const in
   }
 }
 
-void attend(const float* keys, const float* values, int64_t stride, const int32_t* cells_a, int na,
-            const int32_t* cells_b, int nb, int head_dim, int g, float scale, const float* q, float* out,
-            float* scores) {
+// An f16 row widened for the shared loop of other head sizes.
+void widen_f16(const uint16_t* h, float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, load8(h + i));
+  for (; i < n; ++i) out[i] = f16_to_f32(h[i]);
+}
+
+template <typename Cache>
+void attend_cache(const Cache* keys, const Cache* values, int64_t stride, const int32_t* cells_a, int na,
+                  const int32_t* cells_b, int nb, int head_dim, int g, float scale, const float* q, float* out,
+                  float* scores) {
   switch (head_dim) {
     case 8: return attend_vec<1>(keys, values, stride, cells_a, na, cells_b, nb, g, scale, q, out, scores);
     case 16: return attend_vec<2>(keys, values, stride, cells_a, na, cells_b, nb, g, scale, q, out, scores);
@@ -697,8 +818,20 @@ void attend(const float* keys, const float* values, int64_t stride, const int32_
     default: break;
   }
   // Other head sizes: the shared loop over this table's dot/axpy/softmax.
-  attend_heads<dot, axpy, softmax>(keys, values, stride, cells_a, na, cells_b, nb, head_dim, g, scale, q, out,
-                                   scores);
+  attend_heads<dot, axpy, softmax, Cache, widen_f16>(keys, values, stride, cells_a, na, cells_b, nb, head_dim, g,
+                                                     scale, q, out, scores);
+}
+
+void attend(const float* keys, const float* values, int64_t stride, const int32_t* cells_a, int na,
+            const int32_t* cells_b, int nb, int head_dim, int g, float scale, const float* q, float* out,
+            float* scores) {
+  attend_cache(keys, values, stride, cells_a, na, cells_b, nb, head_dim, g, scale, q, out, scores);
+}
+
+void attend_f16(const uint16_t* keys, const uint16_t* values, int64_t stride, const int32_t* cells_a, int na,
+                const int32_t* cells_b, int nb, int head_dim, int g, float scale, const float* q, float* out,
+                float* scores) {
+  attend_cache(keys, values, stride, cells_a, na, cells_b, nb, head_dim, g, scale, q, out, scores);
 }
 
 }  // namespace

@@ -25,6 +25,8 @@ expect_error "prompt longer than the context" "context" "$CHORUS" run -m "$M" -p
 expect_error "negative temperature" "temp" "$CHORUS" run -m "$M" -p hi --temp -1
 expect_error "top-p above 1" "top" "$CHORUS" run -m "$M" -p hi --top-p 1.5
 expect_error "unknown weight format" "--weights" "$CHORUS" run -m "$M" -p hi --weights int3
+expect_error "unknown KV cache type" "--kv-type: unknown KV cache type 'q8' (expected f16 or f32)" \
+  "$CHORUS" run -m "$M" -p hi --kv-type q8
 expect_error "unknown synth shape" "unknown shape" "$CHORUS" synth --shape gpt-9 -o "$TMP/x.gguf"
 expect_error "synth into a missing directory" "$TMP/no/such/dir" "$CHORUS" synth --shape tiny -o "$TMP/no/such/dir/x.gguf"
 expect_error "synth with an unknown type" "q3_Z" "$CHORUS" synth --shape tiny --type q3_Z -o "$TMP/x.gguf"

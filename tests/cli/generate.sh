@@ -16,13 +16,18 @@ for m in stories260K.gguf stories260K.bin; do
 done
 
 # INT4 weights (quantized at load) tell the same story for 20 tokens, then
-# their own: tests/data/stories260K_int4_greedy_ids.txt, with the kernels
-# this CPU picks and with the generic ones every CPU has.
+# their own: tests/data/stories260K_int4_greedy_ids.txt (over an f32 KV
+# cache), with the kernels this CPU picks and with the generic ones every
+# CPU has. Over the default f16 cache the first 20 are the same; later a
+# near tie may go the other way (token 28 with the x86 tables).
 INT4=$(grep -v '^#' "$SRC/tests/data/stories260K_int4_greedy_ids.txt" | tr -s '[:space:]' ' ' | sed 's/ $//')
 [[ "$(cut -d' ' -f1-20 <<<"$INT4")" == "$(cut -d' ' -f1-20 <<<"$REF")" ]] || fail "int4 reference file: $INT4"
 for isa in "" generic; do
-  got=$(CHORUS_ISA=$isa "$CHORUS" run -m "$SRC/models/stories260K.gguf" -p "" -n 30 --temp 0 --ignore-eos --json --weights int4 | ids_of)
+  got=$(CHORUS_ISA=$isa "$CHORUS" run -m "$SRC/models/stories260K.gguf" -p "" -n 30 --temp 0 --ignore-eos --json --weights int4 --kv-type f32 | ids_of)
   [[ "$got" == "$INT4" ]] && echo "ok: int4 greedy ids ${isa:-(best kernels)}" || fail "int4 greedy ids ${isa:-(best kernels)}: got '$got'"
+  got=$(CHORUS_ISA=$isa "$CHORUS" run -m "$SRC/models/stories260K.gguf" -p "" -n 30 --temp 0 --ignore-eos --json --weights int4 | ids_of)
+  [[ "$(cut -d' ' -f1-20 <<<"$got")" == "$(cut -d' ' -f1-20 <<<"$REF")" ]] && echo "ok: int4 greedy ids, f16 KV ${isa:-(best kernels)}" \
+    || fail "int4 greedy ids, f16 KV ${isa:-(best kernels)}: got '$got'"
 done
 
 a=$("$CHORUS" run -m "$SRC/models/stories260K.gguf" -p "Once upon a time" -n 40 --temp 0.9 --seed 11 --json | ids_of)
