@@ -52,6 +52,7 @@ struct RunArgs {
   int repeat_last_n = 64;
   int64_t seed = -1;
   bool ignore_eos = false;
+  std::vector<std::string> stop;
   bool json = false;
   bool no_bos = false;
   bool reference = false;
@@ -188,8 +189,9 @@ Plan make_plan(const RunArgs& a) {
   for (int i = 0; i < (n_suffixes == 0 ? 0 : p.k); ++i)
     p.suffixes.push_back(a.suffixes[n_suffixes == 1 ? 0 : i]);
   p.ranked = a.streams > 1 && a.temperature == 0.0f;
-  check(!a.reference || (p.k == 1 && p.adapters.empty() && p.suffixes.empty() && !a.interactive),
-        "--reference", "runs one stream on the base model (no --streams, --lora, --suffix or -i)");
+  check(!a.reference || (p.k == 1 && p.adapters.empty() && p.suffixes.empty() && !a.interactive &&
+                          a.stop.empty()),
+        "--reference", "runs one stream on the base model (no --streams, --lora, --suffix, --stop or -i)");
   return p;
 }
 
@@ -238,6 +240,7 @@ class Runner {
     req.add_bos = !a_.no_bos;
     req.n_predict = a_.n_predict;
     req.ignore_eos = a_.ignore_eos;
+    req.stop = a_.stop;
     req.sampling.temperature = a_.temperature;
     req.sampling.top_k = a_.top_k;
     req.sampling.top_p = a_.top_p;
@@ -596,6 +599,8 @@ void add_run_command(CLI::App& app, Command* selected) {
                   "Random seed (default: random; printed at the end); stream i uses seed + i");
   cmd->add_flag("--ignore-eos", args->ignore_eos,
                 "Keep generating after the end-of-sequence token");
+  cmd->add_option("--stop", args->stop,
+                  "End a stream right before this text (repeatable); OpenAI's rule, as chorus serve");
   cmd->add_flag("--no-bos", args->no_bos, "Do not add the BOS token to the prompt");
   cmd->add_flag("--reference", args->reference,
                 "Use the plain f32 reference forward pass (slow, exact)");
