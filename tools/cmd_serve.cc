@@ -55,7 +55,8 @@ std::vector<std::string> split_origins(const std::string& list) {
 int run_serve(const ServeArgs& a) {
   check(a.max_streams >= 1 && a.max_streams <= 64, "--max-streams", "must be 1..64, got {}",
         a.max_streams);
-  check(a.api_key.empty() || a.api_key_file.empty(), "--api-key", "give --api-key or --api-key-file, not both");
+  check(a.api_key.empty() || a.api_key_file.empty(), "--api-key",
+        "give --api-key or --api-key-file, not both");
   server::ServerOptions so;
   so.http = a.http;
   so.handlers.max_body_bytes = so.http.max_body_bytes;
@@ -85,7 +86,8 @@ void add_serve_command(CLI::App& app, Command* selected) {
   cmd->add_option("--tokenizer", args->tokenizer,
                   "tokenizer.bin for a llama2.c model (default: beside it)");
   cmd->add_option("--host", args->http.host, "Address to listen on")->capture_default_str();
-  cmd->add_option("--port", args->http.port, "Port (0: a free one, printed at start)")->capture_default_str();
+  cmd->add_option("--port", args->http.port, "Port (0: a free one, printed at start)")
+      ->capture_default_str();
   cmd->add_option("-t,--threads", args->threads, "Compute threads")->capture_default_str();
   cmd->add_option("--threads-http", args->http.threads,
                   "HTTP workers: open connections served at once (idle keep-alive ones included)")
@@ -97,11 +99,13 @@ void add_serve_command(CLI::App& app, Command* selected) {
                   "KV cells shared by a request's choices (default: min(model context, 4096))");
   cmd->add_option("--max-streams", args->max_streams, "Largest n (choices decoded in one pass)")
       ->capture_default_str();
-  cmd->add_option("--lora", args->loras,
-                  "Load an adapter: NAME=PATH[:SCALE] (repeatable); requests pick it as model NAME");
+  cmd->add_option(
+      "--lora", args->loras,
+      "Load an adapter: NAME=PATH[:SCALE] (repeatable); requests pick it as model NAME");
   cmd->add_option("--api-key", args->api_key,
                   "Require 'Authorization: Bearer KEY' on every endpoint but /health");
-  cmd->add_option("--api-key-file", args->api_key_file, "Read the API key from the file's first line");
+  cmd->add_option("--api-key-file", args->api_key_file,
+                  "Read the API key from the file's first line");
   cmd->add_option("--cors", args->cors,
                   "Allow browsers from these origins (comma-separated, or *) to call the server");
   add_ds2d_flags(cmd, &args->ds2d);

@@ -47,9 +47,14 @@ struct Route {
   const char* methods;
 };
 constexpr Route kRoutes[] = {
-    {"/health", "GET"},         {"/v1/models", "GET"},  {"/v1/models/.+", "GET"},
-    {"/v1/completions", "POST"}, {"/v1/chat/completions", "POST"},
-    {"/tokenize", "POST"},       {"/detokenize", "POST"}, {"/props", "GET"},
+    {"/health", "GET"},
+    {"/v1/models", "GET"},
+    {"/v1/models/.+", "GET"},
+    {"/v1/completions", "POST"},
+    {"/v1/chat/completions", "POST"},
+    {"/tokenize", "POST"},
+    {"/detokenize", "POST"},
+    {"/props", "GET"},
     {"/metrics", "GET"},
 };
 
@@ -88,7 +93,7 @@ void OpenAiServer::install(httplib::Server& svr) {
   svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     request_start = std::chrono::steady_clock::now();
     return guard_request(opt_.access, req, res) ? httplib::Server::HandlerResponse::Handled
-                                                 : httplib::Server::HandlerResponse::Unhandled;
+                                                : httplib::Server::HandlerResponse::Unhandled;
   });
   svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     metrics_.count_request(req.path, res.status);
@@ -115,12 +120,10 @@ void OpenAiServer::install(httplib::Server& svr) {
   svr.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
     generate(req, res, Endpoint::kChat);
   });
-  svr.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
-    tokenize(req, res);
-  });
-  svr.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
-    detokenize(req, res);
-  });
+  svr.Post("/tokenize",
+           [this](const httplib::Request& req, httplib::Response& res) { tokenize(req, res); });
+  svr.Post("/detokenize",
+           [this](const httplib::Request& req, httplib::Response& res) { detokenize(req, res); });
   svr.Get("/props", [this](const httplib::Request&, httplib::Response& res) {
     send_json(res, 200, props());
   });
@@ -146,26 +149,29 @@ void OpenAiServer::install(httplib::Server& svr) {
         } else {
           msg = fmt::format("HTTP {}", res.status);
         }
-        res.set_content(dump(error_json(msg, res.status >= 500 ? "server_error" : "invalid_request_error", "")),
-                        "application/json");
+        res.set_content(
+            dump(error_json(msg, res.status >= 500 ? "server_error" : "invalid_request_error", "")),
+            "application/json");
         return httplib::Server::HandlerResponse::Handled;
       }));
-  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-    std::string msg = "internal error";
-    try {
-      if (ep) std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      msg = e.what();
-    } catch (...) {
-    }
-    send_json(res, 500, error_json(msg, "server_error", ""));
-  });
+  svr.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        std::string msg = "internal error";
+        try {
+          if (ep) std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          msg = e.what();
+        } catch (...) {
+        }
+        send_json(res, 500, error_json(msg, "server_error", ""));
+      });
 }
 
 json OpenAiServer::models() const {
   json data = json::array();
   data.push_back(model_json(served_.base_id, created_, ""));
-  for (const std::string& name : served_.adapters) data.push_back(model_json(name, created_, served_.base_id));
+  for (const std::string& name : served_.adapters)
+    data.push_back(model_json(name, created_, served_.base_id));
   return {{"object", "list"}, {"data", data}};
 }
 
@@ -202,7 +208,8 @@ Result OpenAiServer::run(const Request& request, const TokenCallback& on_token) 
   return r;
 }
 
-void OpenAiServer::generate(const httplib::Request& http, httplib::Response& res, Endpoint endpoint) {
+void OpenAiServer::generate(const httplib::Request& http, httplib::Response& res,
+                            Endpoint endpoint) {
   OpenAiRequest req;
   try {
     req = parse_openai_request(http.body, endpoint, served_);
@@ -216,7 +223,8 @@ void OpenAiServer::generate(const httplib::Request& http, httplib::Response& res
   } catch (const Error& e) {  // from formatting or tokenizing
     return send_error(res, ApiError{400, e.what(), ""});
   }
-  ResponseHead head{new_id(endpoint), static_cast<int64_t>(std::time(nullptr)), req.model, fingerprint_};
+  ResponseHead head{new_id(endpoint), static_cast<int64_t>(std::time(nullptr)), req.model,
+                    fingerprint_};
   if (req.stream) return stream(std::move(req), std::move(head), res);
   Result r;
   try {
@@ -232,28 +240,29 @@ void OpenAiServer::generate(const httplib::Request& http, httplib::Response& res
 void OpenAiServer::stream(OpenAiRequest req_in, ResponseHead head, httplib::Response& res) {
   auto req = std::make_shared<OpenAiRequest>(std::move(req_in));
   res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider("text/event-stream", [this, req, head](size_t, httplib::DataSink& sink) {
-    SseWriter sse(sink);
-    if (req->endpoint == Endpoint::kChat) {
-      for (size_t i = 0; i < req->request.streams.size(); ++i)
-        sse.send(dump(role_chunk(*req, head, static_cast<int>(i))));
-    }
-    Result r;
-    try {
-      r = run(req->request, [&](int i, int32_t, std::string_view piece) {
-        if (!piece.empty()) sse.send(dump(piece_chunk(*req, head, i, piece)));
-        return sse.open() && !stopping_.load();
+  res.set_chunked_content_provider(
+      "text/event-stream", [this, req, head](size_t, httplib::DataSink& sink) {
+        SseWriter sse(sink);
+        if (req->endpoint == Endpoint::kChat) {
+          for (size_t i = 0; i < req->request.streams.size(); ++i)
+            sse.send(dump(role_chunk(*req, head, static_cast<int>(i))));
+        }
+        Result r;
+        try {
+          r = run(req->request, [&](int i, int32_t, std::string_view piece) {
+            if (!piece.empty()) sse.send(dump(piece_chunk(*req, head, i, piece)));
+            return sse.open() && !stopping_.load();
+          });
+        } catch (const Error& e) {
+          sse.send(dump(error_json(e.what(), "invalid_request_error", "")));
+          sse.done();
+          return false;
+        }
+        sse.send(dump(finish_chunk(*req, head, r)));
+        if (req->include_usage) sse.send(dump(usage_chunk(*req, head, r)));
+        sse.done();
+        return true;
       });
-    } catch (const Error& e) {
-      sse.send(dump(error_json(e.what(), "invalid_request_error", "")));
-      sse.done();
-      return false;
-    }
-    sse.send(dump(finish_chunk(*req, head, r)));
-    if (req->include_usage) sse.send(dump(usage_chunk(*req, head, r)));
-    sse.done();
-    return true;
-  });
 }
 
 // llama.cpp's server shape: {"content": text, "add_special": bool} -> {"tokens": [...]}.
@@ -264,10 +273,12 @@ void OpenAiServer::tokenize(const httplib::Request& http, httplib::Response& res
       bad_request("content", "'content' must be a string");
     bool add_special = true;
     if (body.contains("add_special")) {
-      if (!body["add_special"].is_boolean()) bad_request("add_special", "'add_special' must be a boolean");
+      if (!body["add_special"].is_boolean())
+        bad_request("add_special", "'add_special' must be a boolean");
       add_special = body["add_special"].get<bool>();
     }
-    send_json(res, 200, {{"tokens", rt_.tokenize(body["content"].get<std::string>(), add_special)}});
+    send_json(res, 200,
+              {{"tokens", rt_.tokenize(body["content"].get<std::string>(), add_special)}});
   } catch (const ApiError& e) {
     send_error(res, e);
   } catch (const Error& e) {

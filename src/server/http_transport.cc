@@ -8,7 +8,8 @@
 namespace chorus::server {
 
 void configure_transport(httplib::Server& svr, const HttpOptions& o) {
-  check(o.threads >= 1 && o.threads <= 4096, "--threads-http", "must be 1..4096, got {}", o.threads);
+  check(o.threads >= 1 && o.threads <= 4096, "--threads-http", "must be 1..4096, got {}",
+        o.threads);
   check(o.timeout_seconds >= 1 && o.timeout_seconds <= 86400, "--timeout",
         "must be 1..86400 seconds, got {}", o.timeout_seconds);
   const size_t threads = static_cast<size_t>(o.threads);

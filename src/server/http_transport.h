@@ -17,7 +17,7 @@ struct HttpOptions {
   // Workers: each connection holds one while it is open (cpp-httplib's
   // model), so this bounds the open connections served at once.
   int threads = 256;
-  int timeout_seconds = 30;  // a read or write that waits longer drops the connection
+  int timeout_seconds = 30;         // a read or write that waits longer drops the connection
   size_t max_body_bytes = 1 << 20;  // larger bodies get 413
 };
 
@@ -35,7 +35,7 @@ class SseWriter {
   // False (and nothing more is written) once the client is gone.
   bool send(const std::string& data);
   bool open() const { return open_; }
-  void done(); // sends "data: [DONE]" and closes the stream
+  void done();  // sends "data: [DONE]" and closes the stream
 
  private:
   httplib::DataSink& sink_;

@@ -90,7 +90,8 @@ void refuse_unsupported(const json& body, Endpoint endpoint) {
   if (non_empty("logit_bias")) refuse("logit_bias", "no logit biases");
   if (const json* v = field(body, "logprobs")) {
     // Completions take a count here, where even 0 asks for the sampled token's.
-    if (!(v->is_boolean() && !v->get<bool>())) refuse("logprobs", "log probabilities are not returned");
+    if (!(v->is_boolean() && !v->get<bool>()))
+      refuse("logprobs", "log probabilities are not returned");
   }
   if (field(body, "top_logprobs") != nullptr && !(field(body, "top_logprobs")->is_number() &&
                                                   field(body, "top_logprobs")->get<double>() == 0))
@@ -100,10 +101,12 @@ void refuse_unsupported(const json& body, Endpoint endpoint) {
   if (const json* v = field(body, "suffix");
       v != nullptr && !(v->is_string() && v->get<std::string>().empty()))
     refuse("suffix", "no insertion after a suffix");
-  if (const json* v = field(body, "best_of"); v != nullptr && !(v->is_number() && v->get<double>() == 1))
+  if (const json* v = field(body, "best_of");
+      v != nullptr && !(v->is_number() && v->get<double>() == 1))
     refuse("best_of", "use n");
   for (const char* name : {"presence_penalty", "frequency_penalty"}) {
-    if (const json* v = field(body, name); v != nullptr && !(v->is_number() && v->get<double>() == 0))
+    if (const json* v = field(body, name);
+        v != nullptr && !(v->is_number() && v->get<double>() == 0))
       refuse(name, "use repeat_penalty");
   }
 }
@@ -134,12 +137,15 @@ std::vector<ChatMessage> parse_messages(const json& body) {
     const json& m = (*messages)[i];
     const std::string param = fmt::format("messages[{}]", i);
     if (!m.is_object()) bad_request(param, "each message must be an object");
-    if (!m.contains("role") || !m["role"].is_string() || kRoles.count(m["role"].get<std::string>()) == 0)
-      bad_request(param + ".role", "'role' must be one of system, developer, user, assistant, tool");
+    if (!m.contains("role") || !m["role"].is_string() ||
+        kRoles.count(m["role"].get<std::string>()) == 0)
+      bad_request(param + ".role",
+                  "'role' must be one of system, developer, user, assistant, tool");
     ChatMessage msg;
     msg.role = m["role"].get<std::string>();
     if (m.contains("tool_calls") && !m["tool_calls"].is_null())
-      bad_request(param + ".tool_calls", "'tool_calls' is not supported by chorus (no tool calling)");
+      bad_request(param + ".tool_calls",
+                  "'tool_calls' is not supported by chorus (no tool calling)");
     if (!m.contains("content")) bad_request(param + ".content", "a message needs 'content'");
     // An assistant turn may have null content (OpenAI allows it).
     if (m["content"].is_null()) {
@@ -162,7 +168,8 @@ std::string adapter_for(const std::string& name, const ServedModels& served) {
 // adapters (extension): one entry per choice, a name or {"name", "scale"}.
 std::vector<StreamOptions> parse_adapters(const json& list, const ServedModels& served) {
   if (!list.is_array() || list.empty())
-    bad_request("adapters", "'adapters' must be a non-empty array of names or {\"name\", \"scale\"}");
+    bad_request("adapters",
+                "'adapters' must be a non-empty array of names or {\"name\", \"scale\"}");
   std::vector<StreamOptions> out;
   for (size_t i = 0; i < list.size(); ++i) {
     const std::string param = fmt::format("adapters[{}]", i);
@@ -184,7 +191,9 @@ std::vector<StreamOptions> parse_adapters(const json& list, const ServedModels& 
     } else if (served.adapters.count(name) == 0) {
       bad_request(param,
                   fmt::format("no adapter '{}' is loaded (adapters: {})", name,
-                              served.adapters.empty() ? "none" : fmt::format("{}", fmt::join(served.adapters, ", "))),
+                              served.adapters.empty()
+                                  ? "none"
+                                  : fmt::format("{}", fmt::join(served.adapters, ", "))),
                   404);
     } else {
       so.adapter = name;
@@ -236,7 +245,8 @@ OpenAiRequest parse_openai_request(std::string_view text, Endpoint endpoint,
     const json* p = field(body, "prompt");
     if (p == nullptr) bad_request("prompt", "'prompt' is required");
     if (p->is_array() && p->size() == 1 && (*p)[0].is_string()) p = &(*p)[0];
-    if (!p->is_string()) bad_request("prompt", "'prompt' must be a string (or an array of one string)");
+    if (!p->is_string())
+      bad_request("prompt", "'prompt' must be a string (or an array of one string)");
     r.prompt = p->get<std::string>();
   }
 
@@ -265,7 +275,8 @@ OpenAiRequest parse_openai_request(std::string_view text, Endpoint endpoint,
   s.top_p = static_cast<float>(number_field(body, "top_p", 0, 1, s.top_p));
   s.top_k = static_cast<int>(int_field(body, "top_k", 0, 1 << 20, s.top_k));
   s.min_p = static_cast<float>(number_field(body, "min_p", 0, 1, s.min_p));
-  s.repeat_penalty = static_cast<float>(number_field(body, "repeat_penalty", 0, 100, s.repeat_penalty));
+  s.repeat_penalty =
+      static_cast<float>(number_field(body, "repeat_penalty", 0, 100, s.repeat_penalty));
   if (field(body, "seed") != nullptr) {
     s.seed = static_cast<uint64_t>(int_field(body, "seed", std::numeric_limits<int64_t>::min(),
                                              std::numeric_limits<int64_t>::max(), 0));
@@ -300,7 +311,8 @@ void fit_to_context(OpenAiRequest& r, int64_t p, int64_t ctx) {
   const int64_t n = static_cast<int64_t>(r.request.streams.size());
   if (p == 0) bad_request(prompt_param, "the prompt is empty");
   if (p >= ctx)
-    bad_request(prompt_param, fmt::format("the prompt has {} tokens, the context holds {}", p, ctx));
+    bad_request(prompt_param,
+                fmt::format("the prompt has {} tokens, the context holds {}", p, ctx));
   // The prompt is stored once per distinct adapter; every choice then needs
   // its own cells for what it generates.
   std::set<std::string> groups;
@@ -309,9 +321,10 @@ void fit_to_context(OpenAiRequest& r, int64_t p, int64_t ctx) {
   const int64_t room_by_cells = (ctx - p * static_cast<int64_t>(groups.size())) / n;
   const int64_t room = std::min(room_by_pos, room_by_cells);
   if (room < 1)
-    bad_request(prompt_param,
-                fmt::format("no room to generate: {} choices over a {}-token prompt fill the context of {}",
-                            n, p, ctx));
+    bad_request(
+        prompt_param,
+        fmt::format("no room to generate: {} choices over a {}-token prompt fill the context of {}",
+                    n, p, ctx));
   if (!r.max_tokens) {
     r.request.n_predict = static_cast<int>(chat ? room : std::min<int64_t>(16, room));
     return;
@@ -319,9 +332,11 @@ void fit_to_context(OpenAiRequest& r, int64_t p, int64_t ctx) {
   const int64_t m = *r.max_tokens;
   const std::string& name = r.max_tokens_field;
   if (m > room)
-    bad_request(name, fmt::format("{} = {} does not fit: the prompt has {} tokens and {} choice{} share{} a "
-                                  "context of {} (at most {})",
-                                  name, m, p, n, n == 1 ? "" : "s", n == 1 ? "s" : "", ctx, room));
+    bad_request(
+        name,
+        fmt::format("{} = {} does not fit: the prompt has {} tokens and {} choice{} share{} a "
+                    "context of {} (at most {})",
+                    name, m, p, n, n == 1 ? "" : "s", n == 1 ? "s" : "", ctx, room));
   r.request.n_predict = static_cast<int>(m);
 }
 

@@ -21,17 +21,17 @@ enum class Endpoint { kCompletions, kChat };
 
 // What the server offers, as requests may name it.
 struct ServedModels {
-  std::string base_id;      // the model file's stem, e.g. "stories260K"
-  std::string model_path;   // also accepted as the base model's name
+  std::string base_id;     // the model file's stem, e.g. "stories260K"
+  std::string model_path;  // also accepted as the base model's name
   std::set<std::string> adapters;
-  int max_streams = 8;      // largest n
+  int max_streams = 8;  // largest n
 };
 
 struct OpenAiRequest {
   Endpoint endpoint = Endpoint::kCompletions;
   bool stream = false;
-  bool include_usage = false;  // stream_options.include_usage
-  std::string model;           // as the client named it (echoed back)
+  bool include_usage = false;         // stream_options.include_usage
+  std::string model;                  // as the client named it (echoed back)
   std::vector<ChatMessage> messages;  // chat only; the prompt is formatted from them
   // Prompt, sampling, stop strings and streams (one per choice); n_predict
   // is set by fit_to_context once the prompt's length is known.

@@ -36,7 +36,8 @@ std::string refusal(const std::string& body, Endpoint e = Endpoint::kCompletions
 }
 
 TEST(OpenAiRequest, Completion) {
-  OpenAiRequest r = parse(R"({"prompt": "Once", "max_tokens": 8, "temperature": 0, "n": 2, "stop": "x"})");
+  OpenAiRequest r =
+      parse(R"({"prompt": "Once", "max_tokens": 8, "temperature": 0, "n": 2, "stop": "x"})");
   EXPECT_EQ(r.request.prompt, "Once");
   EXPECT_EQ(r.model, "stories260K");
   ASSERT_EQ(r.request.streams.size(), 2u);
@@ -50,8 +51,10 @@ TEST(OpenAiRequest, IntegralFloatsCount) {
   OpenAiRequest r = parse(R"({"prompt": "x", "max_tokens": 8.0, "n": 1.0})");
   fit_to_context(r, 5, 100);
   EXPECT_EQ(r.request.n_predict, 8);
-  EXPECT_THAT(refusal(R"({"prompt": "x", "max_tokens": 8.5})"), HasSubstr("'max_tokens' must be an integer"));
-  EXPECT_THAT(refusal(R"({"prompt": "x", "max_tokens": 1e300})"), HasSubstr("'max_tokens' must be in"));
+  EXPECT_THAT(refusal(R"({"prompt": "x", "max_tokens": 8.5})"),
+              HasSubstr("'max_tokens' must be an integer"));
+  EXPECT_THAT(refusal(R"({"prompt": "x", "max_tokens": 1e300})"),
+              HasSubstr("'max_tokens' must be in"));
 }
 
 TEST(OpenAiRequest, AnyModelNameIsTheBaseUnlessAnAdapter) {
@@ -78,7 +81,8 @@ TEST(OpenAiRequest, ChatMessages) {
 }
 
 TEST(OpenAiRequest, AdaptersWithScales) {
-  OpenAiRequest r = parse(R"({"prompt": "x", "adapters": ["stories260K", {"name": "dog", "scale": 0.5}]})");
+  OpenAiRequest r =
+      parse(R"({"prompt": "x", "adapters": ["stories260K", {"name": "dog", "scale": 0.5}]})");
   ASSERT_EQ(r.request.streams.size(), 2u);
   EXPECT_EQ(r.request.streams[0].adapter, "");
   EXPECT_EQ(r.request.streams[1].adapter, "dog");
@@ -90,31 +94,35 @@ TEST(OpenAiRequest, AdaptersWithScales) {
 }
 
 TEST(OpenAiRequest, StreamOptions) {
-  EXPECT_TRUE(parse(R"({"prompt": "x", "stream": true, "stream_options": {"include_usage": true}})").include_usage);
+  EXPECT_TRUE(parse(R"({"prompt": "x", "stream": true, "stream_options": {"include_usage": true}})")
+                  .include_usage);
   EXPECT_FALSE(parse(R"({"prompt": "x", "stream": true})").include_usage);
 }
 
 TEST(OpenAiRequest, FieldsThatWouldChangeTheAnswerAreRefusedByName) {
-  for (const char* f : {R"("tools": [{"type": "function"}])", R"("tool_choice": "auto")",
-                        R"("functions": [{}])", R"("response_format": {"type": "json_object"})",
-                        R"("logit_bias": {"5": 1})", R"("logprobs": true)", R"("top_logprobs": 2)",
-                        R"("echo": true)", R"("suffix": "end")", R"("best_of": 3)",
-                        R"("presence_penalty": 0.5)", R"("frequency_penalty": 1)"}) {
+  for (const char* f :
+       {R"("tools": [{"type": "function"}])", R"("tool_choice": "auto")", R"("functions": [{}])",
+        R"("response_format": {"type": "json_object"})", R"("logit_bias": {"5": 1})",
+        R"("logprobs": true)", R"("top_logprobs": 2)", R"("echo": true)", R"("suffix": "end")",
+        R"("best_of": 3)", R"("presence_penalty": 0.5)", R"("frequency_penalty": 1)"}) {
     const std::string body = std::string(R"({"prompt": "x", )") + f + "}";
     const std::string name = std::string(f).substr(1, std::string(f).find('"', 1) - 1);
-    EXPECT_EQ(refusal(body).rfind("400 " + name + ": '" + name + "' is not supported by chorus", 0), 0u)
+    EXPECT_EQ(refusal(body).rfind("400 " + name + ": '" + name + "' is not supported by chorus", 0),
+              0u)
         << body << " -> " << refusal(body);
   }
   // Their neutral values change nothing and pass.
-  EXPECT_EQ(refusal(R"({"prompt": "x", "tools": [], "logprobs": false, "top_logprobs": 0, "echo": false,
+  EXPECT_EQ(
+      refusal(R"({"prompt": "x", "tools": [], "logprobs": false, "top_logprobs": 0, "echo": false,
                         "presence_penalty": 0, "frequency_penalty": 0, "best_of": 1, "logit_bias": {},
                         "response_format": {"type": "text"}, "suffix": ""})"),
-            "(accepted)");
+      "(accepted)");
 }
 
 TEST(OpenAiRequest, RoomInTheContext) {
   EXPECT_EQ(refusal(R"({"prompt": "x", "max_tokens": 91})"),
-            "400 max_tokens: max_tokens = 91 does not fit: the prompt has 10 tokens and 1 choice shares a "
+            "400 max_tokens: max_tokens = 91 does not fit: the prompt has 10 tokens and 1 choice "
+            "shares a "
             "context of 100 (at most 90)");
   EXPECT_THAT(refusal(R"({"prompt": "x", "n": 5})"), HasSubstr("'n' must be in [1, 4], got 5"));
 }

@@ -7,8 +7,8 @@ namespace {
 bool is_chat(const OpenAiRequest& req) { return req.endpoint == Endpoint::kChat; }
 
 json envelope(const OpenAiRequest& req, const ResponseHead& head, bool chunk) {
-  const char* object = is_chat(req) ? (chunk ? "chat.completion.chunk" : "chat.completion")
-                                    : "text_completion";
+  const char* object =
+      is_chat(req) ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion";
   return {{"id", head.id},
           {"object", object},
           {"created", head.created},
@@ -48,7 +48,8 @@ json usage_json(const Result& r) {
   int64_t completion = 0;
   for (const StreamResult& s : r.streams) completion += static_cast<int64_t>(s.tokens.size());
   const int64_t prompt = static_cast<int64_t>(r.prompt_tokens.size());
-  return {{"prompt_tokens", prompt}, {"completion_tokens", completion},
+  return {{"prompt_tokens", prompt},
+          {"completion_tokens", completion},
           {"total_tokens", prompt + completion}};
 }
 
@@ -75,11 +76,13 @@ json completion_json(const OpenAiRequest& req, const ResponseHead& head, const R
 
 json role_chunk(const OpenAiRequest& req, const ResponseHead& head, int index) {
   json j = envelope(req, head, true);
-  j["choices"] = json::array({chunk_choice(req, index, {{"role", "assistant"}, {"content", ""}}, nullptr)});
+  j["choices"] =
+      json::array({chunk_choice(req, index, {{"role", "assistant"}, {"content", ""}}, nullptr)});
   return j;
 }
 
-json piece_chunk(const OpenAiRequest& req, const ResponseHead& head, int index, std::string_view piece) {
+json piece_chunk(const OpenAiRequest& req, const ResponseHead& head, int index,
+                 std::string_view piece) {
   json j = envelope(req, head, true);
   const std::string text(piece);
   j["choices"] = json::array(

@@ -32,7 +32,8 @@ json completion_json(const OpenAiRequest& req, const ResponseHead& head, const R
 // one choice, every choice's finish reason (with the usage unless it comes
 // in its own chunk), and the usage chunk of stream_options.include_usage.
 json role_chunk(const OpenAiRequest& req, const ResponseHead& head, int index);
-json piece_chunk(const OpenAiRequest& req, const ResponseHead& head, int index, std::string_view piece);
+json piece_chunk(const OpenAiRequest& req, const ResponseHead& head, int index,
+                 std::string_view piece);
 json finish_chunk(const OpenAiRequest& req, const ResponseHead& head, const Result& r);
 json usage_chunk(const OpenAiRequest& req, const ResponseHead& head, const Result& r);
 

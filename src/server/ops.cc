@@ -20,8 +20,8 @@ bool origin_allowed(const AccessOptions& o, const std::string& origin) {
 // does not tell how much of a guessed key was right.
 bool same_secret(const std::string& a, const std::string& b) {
   unsigned diff = a.size() == b.size() ? 0u : 1u;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i]) ^
-                                                static_cast<unsigned char>(i < b.size() ? b[i] : 0);
+  for (size_t i = 0; i < a.size(); ++i)
+    diff |= static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(i < b.size() ? b[i] : 0);
   return diff == 0;
 }
 
@@ -71,9 +71,9 @@ bool guard_request(const AccessOptions& o, const httplib::Request& req, httplib:
 }
 
 std::string path_label(const std::string& path) {
-  static const char* const kPaths[] = {"/health",   "/v1/models", "/v1/completions",
-                                       "/v1/chat/completions", "/tokenize", "/detokenize",
-                                       "/props",    "/metrics"};
+  static const char* const kPaths[] = {
+      "/health",   "/v1/models",  "/v1/completions", "/v1/chat/completions",
+      "/tokenize", "/detokenize", "/props",          "/metrics"};
   for (const char* p : kPaths) {
     if (path == p) return path;
   }
@@ -107,8 +107,8 @@ std::string Metrics::prometheus_text(const RuntimeInfo& info) const {
   };
   head("chorus_http_requests_total", "counter", "HTTP requests answered, by endpoint and status.");
   for (const auto& [key, n] : requests_)
-    out += fmt::format("chorus_http_requests_total{{path=\"{}\",status=\"{}\"}} {}\n", label(key.first),
-                       key.second, n);
+    out += fmt::format("chorus_http_requests_total{{path=\"{}\",status=\"{}\"}} {}\n",
+                       label(key.first), key.second, n);
   head("chorus_prompt_tokens_total", "counter", "Prompt tokens of completed generations.");
   out += fmt::format("chorus_prompt_tokens_total {}\n", prompt_tokens_);
   head("chorus_generated_tokens_total", "counter", "Tokens generated, all choices.");

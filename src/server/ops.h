@@ -32,7 +32,10 @@ class Metrics {
   void count_result(const Result& r);
   // Requests waiting for the runtime (it serves one at a time) and running.
   void enter_queue() { ++waiting_; }
-  void start_running() { --waiting_; ++running_; }
+  void start_running() {
+    --waiting_;
+    ++running_;
+  }
   void stop_running() { --running_; }
 
   // The Prometheus text exposition format (version 0.0.4).

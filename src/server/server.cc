@@ -1,12 +1,11 @@
 // See server.h.
 #include "server/server.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include <atomic>
 #include <cstdio>
@@ -55,18 +54,20 @@ int serve(Runtime& rt, const ServerOptions& o) {
   });
   const RuntimeInfo info = rt.info();
   const auto adapters = rt.adapters();
-  std::fprintf(stderr,
-               "[chorus] serving %s (%s, context %d, up to %d streams%s, %d HTTP workers, time-out %d s%s) "
-               "on http://%s:%d\n",
-               info.model_path.c_str(), info.kernels.c_str(), info.context, info.max_streams,
-               adapters.empty() ? "" : fmt::format(", adapters: {}", fmt::join(adapters, ", ")).c_str(),
-               o.http.threads, o.http.timeout_seconds,
-               o.handlers.access.api_key.empty() ? "" : ", API key required", o.http.host.c_str(), port);
+  std::fprintf(
+      stderr,
+      "[chorus] serving %s (%s, context %d, up to %d streams%s, %d HTTP workers, time-out %d s%s) "
+      "on http://%s:%d\n",
+      info.model_path.c_str(), info.kernels.c_str(), info.context, info.max_streams,
+      adapters.empty() ? "" : fmt::format(", adapters: {}", fmt::join(adapters, ", ")).c_str(),
+      o.http.threads, o.http.timeout_seconds,
+      o.handlers.access.api_key.empty() ? "" : ", API key required", o.http.host.c_str(), port);
   std::fflush(stderr);
   const bool ok = svr.listen_after_bind();
   if (!signalled) kill(getpid(), SIGUSR1);
   waiter.join();
-  check(ok || signalled, fmt::format("{}:{}", o.http.host, port), "the server stopped unexpectedly");
+  check(ok || signalled, fmt::format("{}:{}", o.http.host, port),
+        "the server stopped unexpectedly");
   return 0;
 }
 
