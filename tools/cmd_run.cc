@@ -54,6 +54,7 @@ struct RunArgs {
   int repeat_last_n = 64;
   int64_t seed = -1;
   bool ignore_eos = false;
+  std::vector<std::string> stop;
   bool json = false;
   bool no_bos = false;
   bool reference = false;
@@ -193,10 +194,10 @@ Plan make_plan(const RunArgs& a) {
   for (int i = 0; i < (n_suffixes == 0 ? 0 : p.k); ++i)
     p.suffixes.push_back(a.suffixes[n_suffixes == 1 ? 0 : i]);
   p.ranked = a.streams > 1 && a.temperature == 0.0f;
-  check(!a.reference ||
-            (p.k == 1 && p.adapters.empty() && p.suffixes.empty() && !a.interactive && !a.chat),
+  check(!a.reference || (p.k == 1 && p.adapters.empty() && p.suffixes.empty() && !a.interactive &&
+                          !a.chat && a.stop.empty()),
         "--reference",
-        "runs one stream on the base model (no --streams, --lora, --suffix, -i or --chat)");
+        "runs one stream on the base model (no --streams, --lora, --suffix, --stop, -i or --chat)");
   check(!a.chat || (p.k == 1 && p.suffixes.empty() && !a.interactive && !a.json), "--chat",
         "is one conversation on one stream (no --streams, --styles, --suffix, -i or --json)");
   check(!a.chat || (a.prompt.empty() && a.prompt_file.empty()), "--chat",
@@ -251,6 +252,7 @@ class Runner {
     req.add_bos = !a_.no_bos;
     req.n_predict = a_.n_predict;
     req.ignore_eos = a_.ignore_eos;
+    req.stop = a_.stop;
     req.sampling.temperature = a_.temperature;
     req.sampling.top_k = a_.top_k;
     req.sampling.top_p = a_.top_p;
@@ -614,6 +616,8 @@ void add_run_command(CLI::App& app, Command* selected) {
                   "Random seed (default: random; printed at the end); stream i uses seed + i");
   cmd->add_flag("--ignore-eos", args->ignore_eos,
                 "Keep generating after the end-of-sequence token");
+  cmd->add_option("--stop", args->stop,
+                  "End a stream right before this text (repeatable); OpenAI's rule, as chorus serve");
   cmd->add_flag("--no-bos", args->no_bos, "Do not add the BOS token to the prompt");
   cmd->add_flag("--reference", args->reference,
                 "Use the plain f32 reference forward pass (slow, exact)");

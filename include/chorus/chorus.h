@@ -103,6 +103,10 @@ struct StreamOptions {
   // >= 0: the stream starts with the first_token_rank-th most likely token
   // (0 = the greedy one), smart-reply style; later tokens are sampled.
   int first_token_rank = -1;
+  // The adapter's user scale for this request instead of the one it was
+  // loaded with (no reload; restored afterwards). Streams of one request on
+  // the same adapter must agree on it.
+  std::optional<float> adapter_scale;
 };
 
 struct Request {
@@ -114,7 +118,10 @@ struct Request {
   bool parse_special = false;
   int n_predict = 128;  // new tokens per stream; -1: as many as the context holds
   bool ignore_eos = false;
-  std::vector<std::string> stop;  // a stream stops when its text contains one
+  // A stream stops when its text contains one; its text ends right before
+  // it (OpenAI's rule), also when the string spans tokens. Text that may
+  // still become a stop string reaches the callback only once it cannot.
+  std::vector<std::string> stop;
   Sampling sampling;
   std::vector<StreamOptions> streams;  // empty: one stream on the base model
   // With speculation enabled in the runtime: false decodes this request
@@ -169,10 +176,13 @@ struct Result {
 };
 
 // Called for each generated token: stream index, token id, and the text it
-// completes (may be empty while a UTF-8 character is split across tokens).
-// Returning false stops that stream only. Bytes a stream still holds back
-// when the request ends (a cut UTF-8 character) come in one last call with
-// token -1, after every stream finished.
+// completes (may be empty while a UTF-8 character is split across tokens,
+// or while the text may still become a stop string; a later piece carries
+// it). Returning false stops that stream only. Text a stream still holds
+// back when the request ends (a cut UTF-8 character, the start of a stop
+// string that never completed) comes in one last call with token -1, after
+// every stream finished. StreamResult::tokens holds every generated token,
+// those of a stop string included.
 using TokenCallback = std::function<bool(int stream, int32_t token, std::string_view piece)>;
 
 struct RuntimeInfo {

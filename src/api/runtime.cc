@@ -2,9 +2,12 @@
 // the engine and the multi-stream scheduler. It only translates: names to
 // adapter slots, text to tokens and back, public options to internal ones.
 #include <algorithm>
+#include <cmath>
+#include <map>
 #include <memory>
 #include <set>
 
+#include "api/stop_matcher.h"
 #include "chorus/chorus.h"
 #include "decode/ds2d.h"
 #include "decode/multi_stream.h"
@@ -31,8 +34,6 @@ FinishReason finish_reason(StopReason r) {
       return FinishReason::kLength;
     case StopReason::kEndOfGeneration:
       return FinishReason::kEndOfGeneration;
-    case StopReason::kStopString:
-      return FinishReason::kStopString;
     case StopReason::kCallback:
       return FinishReason::kCallback;
   }
@@ -261,10 +262,10 @@ Result Runtime::generate(const Request& request, const TokenCallback& on_token) 
   MultiStreamRequest req;
   req.prompt = tok.encode(request.prompt, request.add_bos, request.parse_special);
   check(!req.prompt.empty(), "prompt", "is empty and no BOS token is added");
-  req.stop = request.stop;
   req.limits.ignore_eos = request.ignore_eos;
   req.limits.tokenizer = &tok;
   std::set<int> groups;
+  std::map<int, float> scales;  // per-request adapter scales by slot
   int64_t suffix_total = 0;
   int64_t longest_suffix = 0;
   for (int i = 0; i < k; ++i) {
@@ -274,6 +275,16 @@ Result Runtime::generate(const Request& request, const TokenCallback& on_token) 
     if (!so.suffix.empty()) spec.suffix = tok.encode(so.suffix, false);
     spec.sampler = sampler_params(request.sampling, so.seed ? *so.seed : request.sampling.seed + i);
     spec.first_token_rank = so.first_token_rank;
+    if (so.adapter_scale) {
+      const float s = *so.adapter_scale;
+      check(spec.adapter >= 0, fmt::format("stream {}", i), "adapter_scale needs an adapter");
+      check(std::isfinite(s) && s >= 0, fmt::format("stream {}", i),
+            "adapter_scale must be finite and >= 0, got {}", s);
+      auto [it, fresh] = scales.emplace(spec.adapter, s);
+      check(fresh || it->second == s, fmt::format("stream {}", i),
+            "adapter '{}' at scale {} and {} in one request (one scale per adapter)", so.adapter,
+            it->second, s);
+    }
     groups.insert(spec.adapter);
     suffix_total += static_cast<int64_t>(spec.suffix.size());
     longest_suffix = std::max(longest_suffix, static_cast<int64_t>(spec.suffix.size()));
@@ -296,10 +307,25 @@ Result Runtime::generate(const Request& request, const TokenCallback& on_token) 
 
   // The previous request's cells are of no use any more.
   engine.kv_cache().clear();
+  // Per-request adapter scales hold for this call only.
+  struct ScaleRestore {
+    AdapterPool& pool;
+    std::vector<std::pair<int, float>> saved;
+    ~ScaleRestore() {
+      for (const auto& [slot, scale] : saved) pool.set_scale(slot, scale);
+    }
+  } restore{engine.adapters(), {}};
+  for (const auto& [slot, scale] : scales) {
+    restore.saved.emplace_back(slot, engine.adapters().user_scale(slot));
+    engine.adapters().set_scale(slot, scale);
+  }
 
   Result result;
   std::vector<StreamDecoder> decoders(k, StreamDecoder(tok));
   std::vector<std::string> texts(k);
+  // Stop strings apply to the text after UTF-8 reassembly; what a matcher
+  // holds back reaches the caller later (or never, when it was a stop).
+  std::vector<StopMatcher> stops(k, StopMatcher(request.stop));
   DecodeLoop loop = decode_plain;
   Ds2dStats ds2d_stats;
   const bool speculate = impl_->speculation.enabled && request.speculate;
@@ -311,9 +337,11 @@ Result Runtime::generate(const Request& request, const TokenCallback& on_token) 
   const MultiStreamResult r = run_streams(
       engine, req,
       [&](int i, int32_t id) {
-        const std::string piece = decoders[i].push(id);
+        std::string piece = decoders[i].push(id);
+        if (stops[i].active()) piece = stops[i].push(piece);
         texts[i] += piece;
-        return on_token ? on_token(i, id, piece) : true;
+        const bool go_on = on_token ? on_token(i, id, piece) : true;
+        return go_on && !stops[i].stopped();
       },
       loop);
   result.speculation.fallback = impl_->speculation_fallback;
@@ -330,7 +358,11 @@ Result Runtime::generate(const Request& request, const TokenCallback& on_token) 
 
   result.prompt_tokens = req.prompt;
   for (int i = 0; i < k; ++i) {
-    const std::string rest = decoders[i].flush();
+    std::string rest = decoders[i].flush();
+    if (stops[i].active()) {
+      rest = stops[i].push(rest);
+      rest += stops[i].flush();
+    }
     if (!rest.empty()) {
       texts[i] += rest;
       if (on_token) on_token(i, -1, rest);
@@ -341,7 +373,7 @@ Result Runtime::generate(const Request& request, const TokenCallback& on_token) 
     s.adapter = streams[i].adapter;
     s.text = std::move(texts[i]);
     s.tokens = o.tokens;
-    s.finish = finish_reason(o.stop_reason);
+    s.finish = stops[i].stopped() ? FinishReason::kStopString : finish_reason(o.stop_reason);
     s.prompt_tokens = o.n_prompt;
     s.first_token_seconds = o.first_token_seconds;
     s.last_token_seconds = o.last_token_seconds;

@@ -172,6 +172,71 @@ TEST(Runtime, StreamsReportTheirPiecesAndText) {
   EXPECT_EQ(r.streams[0].tokens, rt.generate(greedy("Once upon a time", 20)).streams[0].tokens);
 }
 
+// Stop strings: the text ends right before the first one, also when it
+// spans tokens; the callback never sees text that turned out to be part of
+// one, and text held back by a start that never completes comes at the end.
+TEST(Runtime, StopStringsCutTheTextAsOpenAiDoes) {
+  Runtime rt(kModel, small());
+  const Request plain = greedy("Once upon a time", 40);
+  std::vector<std::string> per_token;
+  const Result full = rt.generate(plain, [&](int, int32_t token, std::string_view piece) {
+    if (token >= 0) per_token.emplace_back(piece);
+    return true;
+  });
+  const std::string text = full.streams[0].text;
+  // A 3-byte stop string starting one byte before the end of token j, so it
+  // spans tokens, and occurring there first.
+  std::string stop;
+  size_t at = 0, end = 0;
+  for (size_t j = 0; j + 2 < per_token.size() && stop.empty(); ++j) {
+    end += per_token[j].size();
+    if (j < 4 || per_token[j].empty() || per_token[j + 1].size() < 2) continue;
+    const std::string s = text.substr(end - 1, 3);
+    if (text.find(s) == end - 1) stop = s, at = end - 1;
+  }
+  ASSERT_FALSE(stop.empty()) << text;
+
+  Request req = plain;
+  req.stop = {"never appears", stop};
+  std::string pieces;
+  int calls = 0;
+  const Result r = rt.generate(req, [&](int, int32_t, std::string_view piece) {
+    pieces += piece;
+    ++calls;
+    return true;
+  });
+  EXPECT_EQ(r.streams[0].finish, FinishReason::kStopString);
+  EXPECT_EQ(r.streams[0].text, text.substr(0, at)) << "stop '" << stop << "' in: " << text;
+  EXPECT_EQ(pieces, r.streams[0].text);
+  // The tokens include those of the stop string: generation ended on the one completing it.
+  EXPECT_GT(rt.detokenize(r.streams[0].tokens).size(), at);
+  EXPECT_EQ(static_cast<size_t>(calls), r.streams[0].tokens.size());
+
+  // A start of a stop string that never completes is held back, then given out.
+  req.stop = {stop + "\x01"};
+  pieces.clear();
+  const Result held = rt.generate(req, [&](int, int32_t, std::string_view piece) {
+    pieces += piece;
+    return true;
+  });
+  EXPECT_EQ(held.streams[0].finish, FinishReason::kLength);
+  EXPECT_EQ(held.streams[0].text, text);
+  EXPECT_EQ(pieces, text);
+
+  // With k streams a stop string ends only the streams whose text holds it.
+  req = plain;
+  for (int i = 0; i < 3; ++i) req.streams.push_back(with_rank(i));
+  req.stop = {stop};
+  const Result many = rt.generate(req);
+  EXPECT_EQ(many.streams[0].text, text.substr(0, at));
+  for (const StreamResult& s : many.streams) {
+    EXPECT_EQ(s.text.find(stop), std::string::npos) << s.text;
+    if (s.finish != FinishReason::kStopString) {
+      EXPECT_EQ(s.tokens.size(), 40u);
+    }
+  }
+}
+
 TEST(Runtime, StreamSeedsDefaultToTheRequestSeedPlusIndex) {
   Runtime rt(kModel, small());
   Request req;
@@ -245,6 +310,35 @@ TEST(Runtime, AdaptersByName) {
   EXPECT_THAT(error_of([&] { rt.unload_adapter("a"); }),
               HasSubstr("no adapter named 'a' is loaded (loaded: b)"));
   rt.load_adapter("c", Adapters::path(0));
+}
+
+// A request may scale an adapter for itself only: scale 0 is the base
+// model, the loaded scale comes back afterwards.
+TEST(Runtime, PerRequestAdapterScale) {
+  RuntimeOptions o = small();
+  o.adapters = {{"a", Adapters::path(0)}};
+  Runtime rt(kModel, o);
+  const Request base = greedy("Once upon a time", 16);
+  Request req = base;
+  req.streams = {with_adapter("a")};
+  const std::vector<int32_t> loaded = rt.generate(req).streams[0].tokens;
+  ASSERT_NE(loaded, rt.generate(base).streams[0].tokens);
+
+  req.streams[0].adapter_scale = 0.0f;
+  EXPECT_EQ(rt.generate(req).streams[0].tokens, rt.generate(base).streams[0].tokens);
+  req.streams[0].adapter_scale = 1.0f;
+  EXPECT_EQ(rt.generate(req).streams[0].tokens, loaded);
+  req.streams[0].adapter_scale.reset();
+  EXPECT_EQ(rt.generate(req).streams[0].tokens, loaded) << "the loaded scale is restored";
+
+  req.streams = {with_adapter("a"), with_adapter("a")};
+  req.streams[0].adapter_scale = 0.5f;
+  req.streams[1].adapter_scale = 0.25f;
+  EXPECT_THAT(error_of([&] { rt.generate(req); }),
+              HasSubstr("adapter 'a' at scale 0.5 and 0.25 in one request"));
+  req.streams = {{}};
+  req.streams[0].adapter_scale = 0.5f;
+  EXPECT_THAT(error_of([&] { rt.generate(req); }), HasSubstr("adapter_scale needs an adapter"));
 }
 
 TEST(Runtime, BadInputThrows) {

@@ -1,6 +1,6 @@
 // The plain generation loop on the reference forward pass: prefill the
 // prompt, then sample one token at a time until a limit, an end-of-generation
-// token, a stop string or the caller says stop.
+// token or the caller says stop.
 #pragma once
 
 #include <cstdint>
@@ -19,14 +19,11 @@ struct GenerateParams {
   int n_predict = 128;      // tokens to generate at most (>= 0)
   bool ignore_eos = false;  // keep going past end-of-generation tokens
   SamplerParams sampler;
-  std::vector<std::string> stop;  // stop when the generated text contains one
 };
 
-enum class StopReason { kLength, kEndOfGeneration, kStopString, kCallback };
-
-// True when a stop string ends inside the last `new_bytes` bytes of text
-// (the bytes the latest token added): the check every decode loop makes.
-bool hits_stop(const std::string& text, size_t new_bytes, const std::vector<std::string>& stops);
+// Stop strings are applied above the decode loops, on text, by the public
+// API (src/api/stop_matcher.h): to a loop they are the caller saying stop.
+enum class StopReason { kLength, kEndOfGeneration, kCallback };
 
 struct GenerateStats {
   int n_prompt = 0;
@@ -49,7 +46,7 @@ using OnToken = std::function<bool(int32_t id)>;
 // Resets `forward`, prefills `prompt` (at least one token, usually starting
 // with BOS) and generates up to params.n_predict tokens, passing each to
 // on_token. An end-of-generation token ends the loop without being passed on
-// (unless ignore_eos); so does the token that completes a stop string.
+// (unless ignore_eos).
 // Throws Error when the prompt is empty, n_predict < 0, or
 // prompt + n_predict exceeds forward.context_length().
 GenerateStats generate(LogitsSource& forward, std::span<const int32_t> prompt,

@@ -71,22 +71,6 @@ TEST_F(Generate, CallbackStops) {
   EXPECT_EQ(st.stop_reason, StopReason::kCallback);
 }
 
-TEST_F(Generate, StopString) {
-  // The reference text is "Once upon a time, there was a little girl named Lily. ..."
-  const std::vector<int32_t> bos = {1};
-  GenerateParams p = greedy(100);
-  p.stop = {"Lily"};
-  std::string text;
-  const GenerateStats st = generate(*forward_, bos, p, [&](int32_t id) {
-    text += model_->tokenizer->token_bytes(id);
-    return true;
-  });
-  EXPECT_EQ(st.stop_reason, StopReason::kStopString);
-  EXPECT_LT(st.n_generated, 100);
-  EXPECT_EQ(text.find("Lily"), std::string::npos) << text;
-  EXPECT_NE(text.find("little girl"), std::string::npos) << text;
-}
-
 TEST_F(Generate, SampledRunIsReproducible) {
   const std::vector<int32_t> bos = {1};
   GenerateParams p;

@@ -123,10 +123,6 @@ void validate_request(const Engine& engine, const MultiStreamRequest& req) {
   check(!req.prompt.empty(), "prompt", "is empty; it needs at least one token (usually BOS)");
   check_tokens(req.prompt, n_vocab, "prompt");
   check(req.limits.n_predict >= 0, "n_predict", "must be >= 0, got {}", req.limits.n_predict);
-  const bool use_stops = std::any_of(req.stop.begin(), req.stop.end(),
-                                     [](const std::string& s) { return !s.empty(); });
-  check(!use_stops || req.limits.tokenizer != nullptr, "stop",
-        "stop strings need a model with a tokenizer");
 
   const int64_t n_prompt = static_cast<int64_t>(req.prompt.size());
   const std::vector<int> owner = prompt_owners(req);
@@ -165,8 +161,6 @@ MultiStreamResult run_streams(Engine& engine, const MultiStreamRequest& req,
   const int k = static_cast<int>(req.streams.size());
   const int n_prompt = static_cast<int>(req.prompt.size());
   const Tokenizer* tok = req.limits.tokenizer;
-  const bool use_stops = std::any_of(req.stop.begin(), req.stop.end(),
-                                     [](const std::string& s) { return !s.empty(); });
   KvCache& kv = engine.kv_cache();
   for (int i = 0; i < k; ++i) kv.clear_stream(i);
 
@@ -194,19 +188,8 @@ MultiStreamResult run_streams(Engine& engine, const MultiStreamRequest& req,
     result.streams[i].tokens.reserve(req.limits.n_predict);  // reporting a token allocates nothing
   }
 
-  // Every reported token passes here: stop strings, results, timings, then
-  // the caller. The token completing a stop string is not passed on.
-  std::vector<std::string> texts(use_stops ? k : 0);
-  std::vector<char> stopped(k, 0);
+  // Every reported token passes here: results, timings, then the caller.
   const OnStreamToken report = [&](int i, int32_t id) {
-    if (use_stops) {
-      const std::string bytes = tok->token_bytes(id);
-      texts[i] += bytes;
-      if (hits_stop(texts[i], bytes.size(), req.stop)) {
-        stopped[i] = 1;
-        return false;
-      }
-    }
     StreamOutcome& out = result.streams[i];
     out.tokens.push_back(id);
     out.last_token_seconds = now_seconds() - t0;
@@ -287,7 +270,7 @@ MultiStreamResult run_streams(Engine& engine, const MultiStreamRequest& req,
   stats.total_seconds = t3 - t0;
   for (int i = 0; i < k; ++i) {
     StreamOutcome& out = result.streams[i];
-    out.stop_reason = stopped[i] ? StopReason::kStopString : states[i].stop_reason;
+    out.stop_reason = states[i].stop_reason;
     stats.n_generated += static_cast<int>(out.tokens.size());
   }
   stats.kv_cells_used = kv.n_cells_used();

@@ -42,13 +42,13 @@ struct MultiStreamRequest {
   std::vector<int32_t> prompt;  // the shared prefix, at least one token (usually BOS first)
   std::vector<StreamSpec> streams;
   // n_predict and ignore_eos apply to every stream; `tokenizer` supplies
-  // the end-of-generation tokens and is needed for stop strings.
+  // the end-of-generation tokens. Stop strings are text, not tokens: the
+  // public API applies them (src/api/stop_matcher.h) through on_token.
   DecodeLimits limits;
-  std::vector<std::string> stop;  // a stream stops when its text contains one
 };
 
 struct StreamOutcome {
-  std::vector<int32_t> tokens;  // reported tokens (no end-of-generation or stop-string token)
+  std::vector<int32_t> tokens;  // reported tokens (no end-of-generation token)
   StopReason stop_reason = StopReason::kLength;
   int n_prompt = 0;  // shared prompt + own suffix
   // Seconds since the request started until the stream's first and last
@@ -85,7 +85,7 @@ using DecodeLoop =
 // Throws Error, naming the field, when the request cannot run on `engine`:
 // no streams or more than engine.options().max_streams, an empty prompt,
 // token ids outside the vocabulary, an adapter slot not loaded, a bad
-// sampler or rank, stop strings without a tokenizer, or positions / cells
+// sampler or rank, or positions / cells
 // the context cannot hold (prompt + suffix + n_predict per stream; cells
 // for the prompt per adapter group + every suffix + k x n_predict).
 void validate_request(const Engine& engine, const MultiStreamRequest& request);

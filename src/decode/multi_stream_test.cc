@@ -81,7 +81,6 @@ class MultiStream : public ::testing::Test {
     gp.n_predict = req.limits.n_predict - static_cast<int>(out.size());
     gp.ignore_eos = req.limits.ignore_eos;
     gp.sampler = s.sampler;
-    gp.stop = req.stop;
     generate(source, prompt, gp, [&](int32_t id) {
       out.push_back(id);
       return true;
@@ -251,30 +250,6 @@ TEST_F(MultiStream, StreamsFinishingEarlyDoNotDisturbTheOthers) {
   EXPECT_LE(r.streams[0].last_token_seconds, r.streams[3].last_token_seconds);
 }
 
-TEST_F(MultiStream, StopStringsEndOnlyTheirStream) {
-  Engine engine(*model_, options());
-  std::vector<StreamSpec> streams(3);
-  for (int i = 0; i < 3; ++i) {
-    streams[i].sampler = greedy();
-    streams[i].first_token_rank = i;
-  }
-  MultiStreamRequest req = request(streams, 40);
-  req.stop = {"."};
-  const MultiStreamResult r = run(engine, req);
-  int stopped = 0;
-  for (int i = 0; i < 3; ++i) {
-    const std::string text = model_->tokenizer->decode(r.streams[i].tokens);
-    EXPECT_EQ(text.find('.'), std::string::npos) << "the stop token is not reported: " << text;
-    if (r.streams[i].stop_reason == StopReason::kStopString)
-      ++stopped;
-    else
-      EXPECT_EQ(r.streams[i].tokens.size(), 40u);
-    const std::vector<int32_t> ref = alone(req, streams[i], r.streams[i].tokens.at(0));
-    EXPECT_EQ(r.streams[i].tokens, ref) << i;
-  }
-  EXPECT_GT(stopped, 0) << "stories260K ends a sentence within 40 tokens";
-}
-
 TEST_F(MultiStream, EndOfGenerationEndsAStream) {
   // stories260K separates stories with BOS and never says EOS, so a
   // tokenizer that also counts "." as end of generation stands in.
@@ -386,10 +361,6 @@ TEST_F(MultiStream, BadRequestsFailBeforeAnyWork) {
   expect_error(r, "stream 1");
   r = request(two, -1);
   expect_error(r, "n_predict");
-  r = request(two, 4);
-  r.stop = {"x"};
-  r.limits.tokenizer = nullptr;
-  expect_error(r, "stop strings need");
 }
 
 // --- Adapters: streams with different adapters need their own prompt KV. ---

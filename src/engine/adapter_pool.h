@@ -40,6 +40,7 @@ class AdapterPool {
   void unload(int slot);
   // Rescales a loaded adapter (user scale x alpha / r): O(pairs), no copy.
   void set_scale(int slot, float user_scale);
+  float user_scale(int slot) const { return slots_[slot].user_scale; }
 
   int find(std::string_view name) const;       // -1 when no slot has it
   int slot_of(std::string_view name) const;    // throws Error naming the loaded ones
