@@ -22,7 +22,9 @@ struct GenerateParams {
   std::vector<std::string> stop;  // stop when the generated text contains one
 };
 
-enum class StopReason { kLength, kEndOfGeneration, kStopString, kCallback };
+// kCancelled: the request was cancelled from outside its callback (the
+// scheduler's cancel()).
+enum class StopReason { kLength, kEndOfGeneration, kStopString, kCallback, kCancelled };
 
 // True when a stop string ends inside the last `new_bytes` bytes of text
 // (the bytes the latest token added): the check every decode loop makes.
