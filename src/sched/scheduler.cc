@@ -227,6 +227,7 @@ bool Scheduler::step_once() {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.rows += static_cast<int64_t>(rows_.size());
     stats_.prefill_rows += n_prefill_rows_;
+    stats_.rows_deferred += n_deferred_;
   }
   retire(out);
   deliver(out);
@@ -393,6 +394,7 @@ void Scheduler::build_rows() {
     rows_.push_back(r);
     refs_.push_back(ref);
   }
+  n_deferred_ = static_cast<int64_t>(decoding.size() - decode_budget);
   if (decode_budget < decoding.size()) decode_cursor_ = start + decode_budget;
 
   if (prefill_jobs == 0) return;

@@ -96,6 +96,9 @@ struct SchedulerStats {
   int64_t steps = 0;
   int64_t rows = 0;          // rows of all steps
   int64_t prefill_rows = 0;  // of them, prompt and suffix rows
+  // Decode rows put off to a later step because more streams decoded than
+  // the step had rows for (they go first then: round robin).
+  int64_t rows_deferred = 0;
   int queued = 0;            // waiting for room
   int running = 0;
   int64_t cells_reserved = 0;  // the running requests' worst cases
@@ -183,7 +186,8 @@ class Scheduler {
   std::vector<RowRef> decoding_;
   std::vector<int32_t> planned_, last_row_;
   size_t decode_cursor_ = 0;
-  int64_t n_prefill_rows_ = 0;  // of the step being built  // round robin when decode rows exceed a step
+  int64_t n_prefill_rows_ = 0;  // of the step being built
+  int64_t n_deferred_ = 0;      // decoding streams left out of it  // round robin when decode rows exceed a step
 
   std::thread thread_;
 };

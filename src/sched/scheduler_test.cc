@@ -170,11 +170,13 @@ class SchedulerTest : public ::testing::TestWithParam<Variant> {
 
 // 24 requests (1-3 streams, adapters none/dog/sad/bird mixed within a
 // request, greedy or smart-reply first tokens, some with suffixes, some
-// stopping at end of generation) arrive at random steps on an engine of 16
-// rows per step and 640 cells, so requests wait for room, prompts are
-// chunked beside other streams' decode rows and steps mix adapters.
+// stopping at end of generation or at a stop string) arrive at random
+// steps on an engine of 8 rows per step, 12 streams and 640 cells, so
+// requests wait for room, prompts are chunked beside other streams' decode
+// rows, steps mix adapters and decoding streams take turns when they
+// outnumber the rows.
 TEST_P(SchedulerTest, RandomArrivalsEqualTheirSoloRuns) {
-  auto e = engine(16, 12, 640);
+  auto e = engine(8, 12, 640);
   SchedulerOptions so;
   so.own_thread = false;
   Scheduler sched(*e, so);
@@ -199,6 +201,7 @@ TEST_P(SchedulerTest, RandomArrivalsEqualTheirSoloRuns) {
     const int n_predict = 4 + static_cast<int>(rng() % 37);
     plan.push_back({static_cast<int64_t>(rng() % 120),
                     work(prompts_[rng() % prompts_.size()], streams, n_predict, r % 3 != 0)});
+    if (r % 5 == 1) plan.back().work.stop = {"."};
   }
   std::stable_sort(plan.begin(), plan.end(),
                    [](const Planned& a, const Planned& b) { return a.arrival < b.arrival; });
@@ -217,7 +220,7 @@ TEST_P(SchedulerTest, RandomArrivalsEqualTheirSoloRuns) {
     if (!worked && next == plan.size()) break;
   }
   ASSERT_LT(step, 5000);
-  int waited = 0;
+  int waited = 0, stop_strings = 0;
   for (size_t r = 0; r < plan.size(); ++r) {
     ASSERT_TRUE(traces[r].done) << "request " << r;
     const SchedResult& got = traces[r].result;
@@ -226,6 +229,7 @@ TEST_P(SchedulerTest, RandomArrivalsEqualTheirSoloRuns) {
     waited += got.admitted_step > got.submitted_step ? 1 : 0;
     for (size_t s = 0; s < got.streams.size(); ++s) {
       EXPECT_EQ(traces[r].tokens[s], got.streams[s].tokens);  // the callback saw what the result holds
+      stop_strings += got.streams[s].stop_reason == StopReason::kStopString ? 1 : 0;
     }
     expect_solo(plan[r].work, got, "request " + std::to_string(r));
   }
@@ -233,7 +237,9 @@ TEST_P(SchedulerTest, RandomArrivalsEqualTheirSoloRuns) {
   // and some had to wait for room.
   EXPECT_GE(max_running, 3);
   EXPECT_GT(waited, 0);
+  EXPECT_GT(stop_strings, 0);
   const SchedulerStats st = sched.stats();
+  EXPECT_GT(st.rows_deferred, 0);
   EXPECT_EQ(st.cells_reserved, 0);
   EXPECT_EQ(st.running, 0);
   EXPECT_EQ(st.queued, 0);
