@@ -76,6 +76,8 @@ Scheduler::Scheduler(Engine& engine, const SchedulerOptions& options)
     : engine_(&engine), options_(options) {
   const int max_rows = engine.options().max_rows;
   check(options.max_queue >= 1, kWhere, "max_queue must be at least 1, got {}", options.max_queue);
+  check(options.prefix_cache >= 0, kWhere, "prefix_cache must be >= 0, got {}",
+        options.prefix_cache);
   check(options.max_prefill_rows >= 0, kWhere, "max_prefill_rows must be >= 0, got {}",
         options.max_prefill_rows);
   check(options.min_prefill_rows >= 1 && options.min_prefill_rows <= max_rows, kWhere,
@@ -287,7 +289,14 @@ void Scheduler::admit() {
       if (queue_.empty()) return;
       const Pending& head = *queue_.front();
       const size_t k = head.request.work.streams.size();
-      if (free_streams_.size() < k || stats_.cells_reserved + head.cells > n_cells_) return;
+      // Room from what is free, else from cached prefixes, oldest first.
+      auto fits = [&] {
+        return free_streams_.size() >= k &&
+               stats_.cells_reserved + stats_.prefix_cells + head.cells <= n_cells_;
+      };
+      while (!fits() && evict_one_locked()) {
+      }
+      if (!fits()) return;
       p = std::move(queue_.front());
       queue_.pop_front();
       streams.assign(free_streams_.end() - static_cast<std::ptrdiff_t>(k), free_streams_.end());
@@ -338,6 +347,10 @@ void Scheduler::admit() {
         }
       }
       a->phase[i] = a->owner[i] == i ? Active::Phase::kPrompt : Active::Phase::kWaitPrompt;
+      if (a->owner[i] == i) {
+        a->fed[i] = reuse_prefix(spec.adapter, w.prompt, s.stream);
+        a->result.cached_tokens += a->fed[i];
+      }
     }
     Active* self = a.get();
     a->report = [this, self](int i, int32_t id) {
@@ -470,6 +483,7 @@ void Scheduler::process_logits(std::span<const float> logits) {
       // The group's prompt is in: its other streams share the cells, then
       // each goes on with its suffix or its first token.
       const int n_prompt = static_cast<int>(work.prompt.size());
+      remember_prefix(s.adapter, work.prompt, s.stream);
       for (int m = 0; m < static_cast<int>(a.phase.size()); ++m) {
         if (a.owner[m] != i) continue;
         if (m != i) kv.fork_stream(s.stream, a.states[m].stream);
@@ -535,6 +549,99 @@ void Scheduler::retire(std::vector<Finished>& out) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   stats_.running = static_cast<int>(active_.size());
+}
+
+// The least recently used cached prefix gives back its stream and cells
+// (cells a running request forked from it stay with that request).
+bool Scheduler::evict_one_locked() {
+  if (prefixes_.empty()) return false;
+  auto lru = std::min_element(prefixes_.begin(), prefixes_.end(),
+                              [](const CachedPrefix& a, const CachedPrefix& b) {
+                                return a.last_used < b.last_used;
+                              });
+  engine_->kv_cache().clear_stream(lru->stream);
+  free_streams_.push_back(lru->stream);
+  stats_.prefix_cells -= static_cast<int64_t>(lru->tokens.size());
+  ++stats_.prefix_evictions;
+  prefixes_.erase(lru);
+  stats_.prefix_entries = static_cast<int>(prefixes_.size());
+  stats_.streams_free = static_cast<int>(free_streams_.size());
+  return true;
+}
+
+// Forks the longest cached prefix of `prompt` (same adapter) onto `stream`,
+// keeping at least the prompt's last token to prefill (its logits start
+// the streams). Returns the tokens reused.
+int Scheduler::reuse_prefix(int adapter, std::span<const int32_t> prompt, int stream) {
+  if (options_.prefix_cache == 0) return 0;
+  std::lock_guard<std::mutex> lock(mu_);
+  CachedPrefix* best = nullptr;
+  size_t best_len = 0;
+  for (CachedPrefix& c : prefixes_) {
+    if (c.adapter != adapter) continue;
+    const size_t n = std::min(c.tokens.size(), prompt.size());
+    const size_t common = static_cast<size_t>(
+        std::mismatch(c.tokens.begin(), c.tokens.begin() + n, prompt.begin()).first - c.tokens.begin());
+    if (common > best_len) {
+      best = &c;
+      best_len = common;
+    }
+  }
+  const int reused = static_cast<int>(std::min(best_len, prompt.size() - 1));
+  if (reused == 0) return 0;
+  KvCache& kv = engine_->kv_cache();
+  kv.fork_stream(best->stream, stream);
+  kv.truncate_stream(stream, reused);
+  best->last_used = ++prefix_clock_;
+  ++stats_.prefix_hits;
+  return reused;
+}
+
+// Keeps a prompt just prefilled on `stream` for later requests: its own
+// engine stream shares the cells. Nothing changes when an entry already
+// starts with it; entries it extends are dropped (it covers them); when there is no stream, no room in the budget or the cache is
+// full, the oldest entries make way, and if that is not enough the prompt
+// is not kept.
+void Scheduler::remember_prefix(int adapter, std::span<const int32_t> prompt, int stream) {
+  if (options_.prefix_cache == 0) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  KvCache& kv = engine_->kv_cache();
+  for (CachedPrefix& c : prefixes_) {
+    if (c.adapter == adapter && c.tokens.size() >= prompt.size() &&
+        std::equal(prompt.begin(), prompt.end(), c.tokens.begin())) {
+      c.last_used = ++prefix_clock_;  // already kept, as it is or inside a longer one
+      return;
+    }
+  }
+  for (auto it = prefixes_.begin(); it != prefixes_.end();) {
+    const bool covered = it->adapter == adapter && it->tokens.size() < prompt.size() &&
+                         std::equal(it->tokens.begin(), it->tokens.end(), prompt.begin());
+    if (!covered) {
+      ++it;
+      continue;
+    }
+    kv.clear_stream(it->stream);
+    free_streams_.push_back(it->stream);
+    stats_.prefix_cells -= static_cast<int64_t>(it->tokens.size());
+    it = prefixes_.erase(it);
+  }
+  const int64_t cells = static_cast<int64_t>(prompt.size());
+  auto fits = [&] {
+    return static_cast<int>(prefixes_.size()) < options_.prefix_cache && !free_streams_.empty() &&
+           stats_.cells_reserved + stats_.prefix_cells + cells <= n_cells_;
+  };
+  while (!fits() && evict_one_locked()) {
+  }
+  if (fits()) {
+    const int slot = free_streams_.back();
+    free_streams_.pop_back();
+    kv.fork_stream(stream, slot);
+    prefixes_.push_back({adapter, std::vector<int32_t>(prompt.begin(), prompt.end()), slot,
+                         ++prefix_clock_});
+    stats_.prefix_cells += cells;
+  }
+  stats_.prefix_entries = static_cast<int>(prefixes_.size());
+  stats_.streams_free = static_cast<int>(free_streams_.size());
 }
 
 void Scheduler::deliver(std::vector<Finished>& out) {

@@ -11,7 +11,8 @@
 // queue until its worst case fits (prompt once per adapter, every suffix,
 // n_predict tokens per stream; decode/kv_room.h), so a running request
 // never runs out of cells. Finished and cancelled requests give their
-// streams and cells back at the next step.
+// streams and cells back at the next step. Optionally, prompts stay cached
+// for later requests that start with them (SchedulerOptions::prefix_cache).
 //
 // Each stream's output is exactly its output alone (greedy: the same
 // tokens; sampled: the same draws for the same seed), because a row's
@@ -46,6 +47,13 @@ struct SchedulerOptions {
   // Rows of a step kept for prompts while more streams decode than a step
   // holds, so prompts still advance. 1..max_rows.
   int min_prefill_rows = 1;
+  // Prompts kept in the cache after their prefill for later requests of the
+  // same adapter whose prompt starts with them (a shared system prompt,
+  // conversation turns): such a request forks the cached cells instead of
+  // prefilling them. At most this many prompts (each holding an engine
+  // stream); the least recently used is evicted when a request needs its
+  // stream or cells. 0: off.
+  int prefix_cache = 0;
   // true: a thread of the scheduler runs the steps. false: the caller
   // drives them with run_step() (tests and benchmarks that count steps).
   bool own_thread = true;
@@ -71,6 +79,9 @@ struct SchedResult {
   std::vector<StreamOutcome> streams;  // in request order; kCancelled for streams cut short
   bool cancelled = false;
   std::string error;  // non-empty: the request failed (the engine refused a step)
+  // Prompt tokens taken from the prefix cache instead of prefilled, over
+  // the request's adapter groups.
+  int cached_tokens = 0;
   // Scheduler steps (step counter values) at which the request was
   // submitted, admitted and finished; admitted = -1 if it never ran.
   int64_t submitted_step = 0;
@@ -105,6 +116,10 @@ struct SchedulerStats {
   int64_t cells_total = 0;
   int streams_free = 0;
   int64_t rejected = 0;  // QueueFull answers
+  int prefix_entries = 0;          // prompts in the prefix cache
+  int64_t prefix_cells = 0;        // their cells (counted against the budget)
+  int64_t prefix_hits = 0;         // prompt groups that reused a cached prefix
+  int64_t prefix_evictions = 0;
 };
 
 class Scheduler {
@@ -156,6 +171,10 @@ class Scheduler {
   void retire(std::vector<Finished>& out);
   void fail_all(const std::string& message);
   void deliver(std::vector<Finished>& out);
+  // The prefix cache (scheduler thread; accounting under mu_).
+  bool evict_one_locked();
+  int reuse_prefix(int adapter, std::span<const int32_t> prompt, int stream);
+  void remember_prefix(int adapter, std::span<const int32_t> prompt, int stream);
 
   Engine* engine_;
   SchedulerOptions options_;
@@ -188,6 +207,15 @@ class Scheduler {
   size_t decode_cursor_ = 0;
   int64_t n_prefill_rows_ = 0;  // of the step being built
   int64_t n_deferred_ = 0;      // decoding streams left out of it  // round robin when decode rows exceed a step
+
+  struct CachedPrefix {
+    int adapter;
+    std::vector<int32_t> tokens;
+    int stream;  // engine stream holding its cells
+    uint64_t last_used;
+  };
+  std::vector<CachedPrefix> prefixes_;  // guarded by mu_ (admission evicts under it)
+  uint64_t prefix_clock_ = 0;
 
   std::thread thread_;
 };

@@ -159,6 +159,8 @@ class SchedulerTest : public ::testing::TestWithParam<Variant> {
     return r;
   }
 
+  void random_arrivals(int prefix_cache);
+
   std::string quantized_;
   std::unique_ptr<Model> model_;
   std::vector<std::vector<int32_t>> prompts_;
@@ -175,10 +177,20 @@ class SchedulerTest : public ::testing::TestWithParam<Variant> {
 // requests wait for room, prompts are chunked beside other streams' decode
 // rows, steps mix adapters and decoding streams take turns when they
 // outnumber the rows.
+// The second round keeps up to 6 prompts in the prefix cache, which the
+// crowding keeps evicting.
 TEST_P(SchedulerTest, RandomArrivalsEqualTheirSoloRuns) {
+  for (const int prefix_cache : {0, 6}) {
+    SCOPED_TRACE("prefix cache " + std::to_string(prefix_cache));
+    random_arrivals(prefix_cache);
+  }
+}
+
+void SchedulerTest::random_arrivals(int prefix_cache) {
   auto e = engine(8, 12, 640);
   SchedulerOptions so;
   so.own_thread = false;
+  so.prefix_cache = prefix_cache;
   Scheduler sched(*e, so);
   std::mt19937 rng(14);
   struct Planned {
@@ -243,9 +255,64 @@ TEST_P(SchedulerTest, RandomArrivalsEqualTheirSoloRuns) {
   EXPECT_EQ(st.cells_reserved, 0);
   EXPECT_EQ(st.running, 0);
   EXPECT_EQ(st.queued, 0);
-  EXPECT_EQ(st.streams_free, 12);
+  EXPECT_EQ(st.streams_free, 12 - st.prefix_entries);
   EXPECT_GT(st.prefill_rows, 0);
-  EXPECT_EQ(e->kv_cache().n_cells_used(), 0);
+  if (prefix_cache == 0) {
+    EXPECT_EQ(e->kv_cache().n_cells_used(), 0);
+  } else {
+    EXPECT_GT(st.prefix_hits, 0);
+    EXPECT_GT(st.prefix_evictions, 0);
+    EXPECT_LE(st.prefix_entries, prefix_cache);
+    EXPECT_LE(e->kv_cache().n_cells_used(), st.prefix_cells);  // only the cache holds cells
+  }
+}
+
+// A prompt extending a cached one reuses its cells and prefills only the
+// rest; the same prompt again reuses all but its last token; another
+// adapter reuses nothing. Every output equals its solo run.
+TEST_P(SchedulerTest, PrefixCacheReusesPromptsOfTheSameAdapter) {
+  auto e = engine(8, 8, 1024);
+  SchedulerOptions so;
+  so.own_thread = false;
+  so.prefix_cache = 4;
+  Scheduler sched(*e, so);
+  std::vector<int32_t> p = prompts_[0];
+  p.insert(p.end(), prompts_[1].begin() + 1, prompts_[1].end());
+  std::vector<int32_t> longer = p;
+  longer.insert(longer.end(), prompts_[2].begin() + 1, prompts_[2].end());
+  const MultiStreamRequest x = work(p, {stream(0)}, 20);
+  const MultiStreamRequest y = work(longer, {stream(0)}, 20);
+  const MultiStreamRequest z = work(p, {stream(0, 0), stream(0, 1)}, 20);
+  const MultiStreamRequest w = work(p, {stream(1)}, 20);
+  auto serve = [&](const MultiStreamRequest& req, int64_t* prefill_rows) {
+    Trace t;
+    const int64_t before = sched.stats().prefill_rows;
+    sched.submit(traced(req, &t));
+    while (sched.run_step()) {
+    }
+    EXPECT_TRUE(t.done);
+    *prefill_rows = sched.stats().prefill_rows - before;
+    return t.result;
+  };
+  int64_t rows = 0;
+  const SchedResult rx = serve(x, &rows);
+  EXPECT_EQ(rx.cached_tokens, 0);
+  EXPECT_EQ(rows, static_cast<int64_t>(p.size()));
+  expect_solo(x, rx, "X");
+  const SchedResult ry = serve(y, &rows);
+  EXPECT_EQ(ry.cached_tokens, static_cast<int>(p.size()));
+  EXPECT_EQ(rows, static_cast<int64_t>(longer.size() - p.size()));
+  expect_solo(y, ry, "Y, extending X's prompt");
+  const SchedResult rz = serve(z, &rows);
+  EXPECT_EQ(rz.cached_tokens, static_cast<int>(p.size()) - 1);
+  EXPECT_EQ(rows, 1);
+  expect_solo(z, rz, "Z, X's prompt again");
+  const SchedResult rw = serve(w, &rows);
+  EXPECT_EQ(rw.cached_tokens, 0) << "the cached prompts are dog's, W is on sad";
+  expect_solo(w, rw, "W, X's prompt on another adapter");
+  const SchedulerStats st = sched.stats();
+  EXPECT_EQ(st.prefix_hits, 2);
+  EXPECT_EQ(st.prefix_entries, 2);  // Y's prompt (which replaced X's, and covers Z's) and W's
 }
 
 // A long prompt (B) is prefilled in chunks beside A's decode rows: A gets a
