@@ -4,8 +4,12 @@
 // adapter i mod (adapters + 1) (the last one: the base model); the
 // scheduler's tokens are checked against the one-at-a-time run.
 //
+// Then, with --cached-prompt N, the time to first token of an N-token
+// prompt sent twice to a scheduler with a prefix cache (the second reuses
+// the first's cells).
+//
 //   chorus_sched_bench MODEL [--lora FILE]... [--requests N] [--concurrency C]
-//                      [--tokens T] [--threads N] [--rows R]
+//                      [--tokens T] [--threads N] [--rows R] [--cached-prompt N]
 //
 // Numbers are from one run on one machine: compare the ratios.
 #include <cstdio>
@@ -35,6 +39,7 @@ struct Args {
   int tokens = 32;
   int threads = 2;
   int rows = 64;
+  int cached_prompt = 0;
 };
 
 Args parse(int argc, char** argv) {
@@ -57,6 +62,8 @@ Args parse(int argc, char** argv) {
       a.threads = std::stoi(value());
     } else if (arg == "--rows") {
       a.rows = std::stoi(value());
+    } else if (arg == "--cached-prompt") {
+      a.cached_prompt = std::stoi(value());
     } else if (a.model.empty() && arg[0] != '-') {
       a.model = arg;
     } else {
@@ -64,7 +71,8 @@ Args parse(int argc, char** argv) {
     }
   }
   check(!a.model.empty(), "usage", "chorus_sched_bench MODEL [--lora FILE]... [--requests N] "
-                                   "[--concurrency C] [--tokens T] [--threads N] [--rows R]");
+                                   "[--concurrency C] [--tokens T] [--threads N] [--rows R] "
+                                   "[--cached-prompt N]");
   check(a.requests >= 1 && a.concurrency >= 1 && a.concurrency <= 64 && a.tokens >= 1, "options",
         "requests >= 1, concurrency 1..64 and tokens >= 1");
   return a;
@@ -83,6 +91,32 @@ MultiStreamRequest request(const Model& model, int i, int n_adapters, int tokens
   r.limits.ignore_eos = true;
   r.limits.tokenizer = model.tokenizer.get();
   return r;
+}
+
+// Time to first token of one long prompt, sent twice; true when both
+// answers are the same.
+bool cached_prompt(Engine& engine, const Model& model, const Args& a) {
+  SchedulerOptions so;
+  so.prefix_cache = 4;
+  Scheduler sched(engine, so);
+  MultiStreamRequest r = request(model, 0, 0, a.tokens);
+  const std::vector<int32_t> text = model.tokenizer->encode(" and they played in the park all day.", false);
+  for (size_t i = 0; r.prompt.size() < static_cast<size_t>(a.cached_prompt); ++i) {
+    r.prompt.push_back(text[i % text.size()]);
+  }
+  SchedResult first, second;
+  for (SchedResult* out : {&first, &second}) {
+    SchedRequest req;
+    req.work = r;
+    *out = sched.run(std::move(req));
+  }
+  const double t1 = first.streams[0].first_token_seconds, t2 = second.streams[0].first_token_seconds;
+  const bool same = first.streams[0].tokens == second.streams[0].tokens;
+  std::printf("%d-token prompt twice:  first token after %.3f s, then %.3f s from the prefix cache "
+              "(%d tokens reused, %.1fx); answers %s\n",
+              a.cached_prompt, t1, t2, second.cached_tokens, t1 / std::max(t2, 1e-9),
+              same ? "identical" : "DIFFER");
+  return same;
 }
 
 int run(int argc, char** argv) {
@@ -137,29 +171,32 @@ int run(int argc, char** argv) {
   }
 
   // 3. The scheduler, `concurrency` clients each sending its share in turn.
-  Scheduler sched(engine);
-  std::vector<std::vector<int32_t>> got(reqs.size());
-  t0 = now_seconds();
-  std::vector<std::thread> clients;
-  for (int c = 0; c < a.concurrency; ++c) {
-    clients.emplace_back([&, c] {
-      for (size_t i = c; i < reqs.size(); i += a.concurrency) {
-        SchedRequest r;
-        r.work = reqs[i];
-        got[i] = sched.run(std::move(r)).streams[0].tokens;
-      }
-    });
-  }
-  for (std::thread& t : clients) t.join();
-  const double scheduled = now_seconds() - t0;
-  const SchedulerStats st = sched.stats();
   int wrong = 0;
-  for (size_t i = 0; i < reqs.size(); ++i) wrong += got[i] != want[i] ? 1 : 0;
-  std::printf("scheduler, %2d clients:  %8.1f generated tok/s (%.2fx one at a time), %lld steps, "
-              "%.1f rows per step, %d of %d responses differ from their solo run\n",
-              a.concurrency, generated / scheduled, sequential / scheduled,
-              static_cast<long long>(st.steps), static_cast<double>(st.rows) / std::max<int64_t>(1, st.steps),
-              wrong, a.requests);
+  {
+    Scheduler sched(engine);
+    std::vector<std::vector<int32_t>> got(reqs.size());
+    t0 = now_seconds();
+    std::vector<std::thread> clients;
+    for (int c = 0; c < a.concurrency; ++c) {
+      clients.emplace_back([&, c] {
+        for (size_t i = c; i < reqs.size(); i += a.concurrency) {
+          SchedRequest r;
+          r.work = reqs[i];
+          got[i] = sched.run(std::move(r)).streams[0].tokens;
+        }
+      });
+    }
+    for (std::thread& t : clients) t.join();
+    const double scheduled = now_seconds() - t0;
+    const SchedulerStats st = sched.stats();
+    for (size_t i = 0; i < reqs.size(); ++i) wrong += got[i] != want[i] ? 1 : 0;
+    std::printf("scheduler, %2d clients:  %8.1f generated tok/s (%.2fx one at a time), %lld steps, "
+                "%.1f rows per step, %d of %d responses differ from their solo run\n",
+                a.concurrency, generated / scheduled, sequential / scheduled,
+                static_cast<long long>(st.steps), static_cast<double>(st.rows) / std::max<int64_t>(1, st.steps),
+                wrong, a.requests);
+  }  // one scheduler at a time owns the engine
+  if (a.cached_prompt > 0) wrong += cached_prompt(engine, *model, a) ? 0 : 1;
   return wrong == 0 ? 0 : 1;
 }
 
