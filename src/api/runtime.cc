@@ -10,6 +10,7 @@
 #include "api/stop_matcher.h"
 #include "chorus/chorus.h"
 #include "decode/ds2d.h"
+#include "decode/kv_room.h"
 #include "decode/multi_stream.h"
 #include "engine/engine.h"
 #include "model/lora.h"
@@ -35,6 +36,7 @@ FinishReason finish_reason(StopReason r) {
     case StopReason::kEndOfGeneration:
       return FinishReason::kEndOfGeneration;
     case StopReason::kCallback:
+    case StopReason::kCancelled:
       return FinishReason::kCallback;
   }
   return FinishReason::kLength;
@@ -264,10 +266,7 @@ Result Runtime::generate(const Request& request, const TokenCallback& on_token) 
   check(!req.prompt.empty(), "prompt", "is empty and no BOS token is added");
   req.limits.ignore_eos = request.ignore_eos;
   req.limits.tokenizer = &tok;
-  std::set<int> groups;
   std::map<int, float> scales;  // per-request adapter scales by slot
-  int64_t suffix_total = 0;
-  int64_t longest_suffix = 0;
   for (int i = 0; i < k; ++i) {
     const StreamOptions& so = streams[i];
     StreamSpec spec;
@@ -285,9 +284,6 @@ Result Runtime::generate(const Request& request, const TokenCallback& on_token) 
             "adapter '{}' at scale {} and {} in one request (one scale per adapter)", so.adapter,
             it->second, s);
     }
-    groups.insert(spec.adapter);
-    suffix_total += static_cast<int64_t>(spec.suffix.size());
-    longest_suffix = std::max(longest_suffix, static_cast<int64_t>(spec.suffix.size()));
     req.streams.push_back(std::move(spec));
   }
   check(request.n_predict >= -1, "n_predict", "must be -1 (fill the context) or >= 0, got {}",
@@ -298,11 +294,7 @@ Result Runtime::generate(const Request& request, const TokenCallback& on_token) 
     // As many per stream as both every stream's positions and the shared
     // cells allow (the whole cache is this request's).
     const int64_t context = engine.options().context;
-    const int64_t n_prompt = static_cast<int64_t>(req.prompt.size());
-    const int64_t by_pos = context - n_prompt - longest_suffix;
-    const int64_t by_cells =
-        (context - n_prompt * static_cast<int64_t>(groups.size()) - suffix_total) / k;
-    req.limits.n_predict = static_cast<int>(std::max<int64_t>(0, std::min(by_pos, by_cells)));
+    req.limits.n_predict = static_cast<int>(kv_max_new_tokens(kv_demand(req), context, context));
   }
 
   // The previous request's cells are of no use any more.

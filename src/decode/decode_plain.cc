@@ -1,6 +1,8 @@
 // The plain decode loop; see decode_plain.h.
 #include "decode/decode_plain.h"
 
+#include "decode/accept_token.h"
+
 #include <algorithm>
 #include <vector>
 
@@ -50,18 +52,7 @@ void decode_plain(Engine& engine, std::span<StreamState> streams, const DecodeLi
         StreamState& s = streams[owner[j]];
         ++s.pos;
         const int32_t id = s.sampler->sample(logits.subspan(j * n_vocab, n_vocab), s.history);
-        if (!limits.ignore_eos && limits.tokenizer != nullptr && limits.tokenizer->is_eog(id)) {
-          s.done = true;
-          s.stop_reason = StopReason::kEndOfGeneration;
-          continue;
-        }
-        s.history.push_back(id);
-        s.next = id;
-        ++s.n_generated;
-        if (!on_token(owner[j], id)) {
-          s.done = true;
-          s.stop_reason = StopReason::kCallback;
-        }
+        accept_token(s, owner[j], id, limits, on_token);
       }
     }
     if (!any) return;

@@ -23,7 +23,9 @@ struct GenerateParams {
 
 // Stop strings are applied above the decode loops, on text, by the public
 // API (src/api/stop_matcher.h): to a loop they are the caller saying stop.
-enum class StopReason { kLength, kEndOfGeneration, kCallback };
+// kCancelled: the request was cancelled from outside its callback (the
+// scheduler's cancel()).
+enum class StopReason { kLength, kEndOfGeneration, kCallback, kCancelled };
 
 struct GenerateStats {
   int n_prompt = 0;

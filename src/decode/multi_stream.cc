@@ -2,9 +2,10 @@
 #include "decode/multi_stream.h"
 
 #include <algorithm>
-#include <numeric>
 #include <string_view>
 
+#include "decode/accept_token.h"
+#include "decode/kv_room.h"
 #include "util/error.h"
 #include "util/resources.h"
 
@@ -64,17 +65,6 @@ int run_prefill(Engine& engine, std::span<const PrefillJob> jobs, OnLogits&& on_
   return steps;
 }
 
-// The rank-th most likely token (0 = argmax; ties to the lower id).
-int32_t ranked_token(std::span<const float> logits, int rank) {
-  std::vector<int32_t> ids(logits.size());
-  std::iota(ids.begin(), ids.end(), 0);
-  auto before = [&](int32_t a, int32_t b) {
-    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-  };
-  std::nth_element(ids.begin(), ids.begin() + rank, ids.end(), before);
-  return ids[rank];
-}
-
 // Streams that share an adapter share one prefill of the prompt: the first
 // stream of each adapter owns it. owner[i] is the owner of stream i.
 std::vector<int> prompt_owners(const MultiStreamRequest& req) {
@@ -113,7 +103,7 @@ void check_tokens(std::span<const int32_t> tokens, int n_vocab, const std::strin
 
 }  // namespace
 
-void validate_request(const Engine& engine, const MultiStreamRequest& req) {
+void validate_request_shape(const Engine& engine, const MultiStreamRequest& req) {
   const EngineOptions& eo = engine.options();
   const int n_vocab = engine.config().n_vocab;
   const int k = static_cast<int>(req.streams.size());
@@ -125,8 +115,6 @@ void validate_request(const Engine& engine, const MultiStreamRequest& req) {
   check(req.limits.n_predict >= 0, "n_predict", "must be >= 0, got {}", req.limits.n_predict);
 
   const int64_t n_prompt = static_cast<int64_t>(req.prompt.size());
-  const std::vector<int> owner = prompt_owners(req);
-  int64_t cells = 0;
   for (int i = 0; i < k; ++i) {
     const StreamSpec& s = req.streams[i];
     const std::string where = fmt::format("stream {}", i);
@@ -145,8 +133,14 @@ void validate_request(const Engine& engine, const MultiStreamRequest& req) {
     check(n_prompt + n_suffix + req.limits.n_predict <= eo.context, where,
           "{} prompt + {} suffix tokens + {} to generate exceed the context of {}", n_prompt,
           n_suffix, req.limits.n_predict, eo.context);
-    cells += (owner[i] == i ? n_prompt : 0) + n_suffix + req.limits.n_predict;
   }
+}
+
+void validate_request(const Engine& engine, const MultiStreamRequest& req) {
+  validate_request_shape(engine, req);
+  const EngineOptions& eo = engine.options();
+  const int k = static_cast<int>(req.streams.size());
+  const int64_t cells = kv_cells_needed(kv_demand(req), req.limits.n_predict);
   const int64_t available = cells_available(engine.kv_cache(), k);
   check(cells <= available, "streams",
         "{} streams need {} KV cells (the prompt once per adapter, each suffix, {} new tokens "
@@ -224,26 +218,7 @@ MultiStreamResult run_streams(Engine& engine, const MultiStreamRequest& req,
 
   // 3. Suffixes of all streams, batched; then each stream's first token.
   auto first_token = [&](int i, std::span<const float> logits) {
-    StreamState& s = states[i];
-    const int rank = req.streams[i].first_token_rank;
-    if (req.limits.n_predict == 0) {
-      s.done = true;
-      return;
-    }
-    const int32_t id =
-        rank >= 0 ? ranked_token(logits, rank) : s.sampler->sample(logits, s.history);
-    if (!req.limits.ignore_eos && tok != nullptr && tok->is_eog(id)) {
-      s.done = true;
-      s.stop_reason = StopReason::kEndOfGeneration;
-      return;
-    }
-    s.history.push_back(id);
-    s.next = id;
-    s.n_generated = 1;
-    if (!report(i, id)) {
-      s.done = true;
-      s.stop_reason = StopReason::kCallback;
-    }
+    accept_first_token(states[i], i, logits, req.streams[i].first_token_rank, req.limits, report);
   };
   jobs.clear();
   std::vector<int> stream_of_job;

@@ -89,6 +89,10 @@ using DecodeLoop =
 // the context cannot hold (prompt + suffix + n_predict per stream; cells
 // for the prompt per adapter group + every suffix + k x n_predict).
 void validate_request(const Engine& engine, const MultiStreamRequest& request);
+// The same checks except the room left in the cache: what a request needs
+// of any engine built with these options and adapters. Reads no KV state,
+// so it may run beside a step on another thread.
+void validate_request_shape(const Engine& engine, const MultiStreamRequest& request);
 
 // Runs the request on engine streams 0..k-1 (stream i = request stream i),
 // whose cells are released first; other streams are left alone and keep

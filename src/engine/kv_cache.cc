@@ -100,6 +100,16 @@ void KvCache::clear_stream(int stream) {
   }
 }
 
+void KvCache::truncate_stream(int stream, int32_t pos) {
+  check_stream(stream, "stream");
+  std::vector<int32_t>& list = lists_[stream];
+  while (!list.empty() && pos_[list.back()] >= pos) {
+    const int32_t cell = list.back();
+    list.pop_back();
+    release(cell, stream);
+  }
+}
+
 void KvCache::clear() {
   for (auto& list : lists_) list.clear();
   std::fill(streams_.begin(), streams_.end(), 0);

@@ -77,6 +77,10 @@ class KvCache {
   void fork_stream(int src, int dst);
   // Removes the stream from all its cells; cells no stream uses become free.
   void clear_stream(int stream);
+  // Removes the stream from its cells at positions >= pos (the rest stay):
+  // how a stream forked from a longer cached prefix keeps only the part it
+  // shares. Cells no stream uses become free.
+  void truncate_stream(int stream, int32_t pos);
   // Frees every cell, pending ones included.
   void clear();
 

@@ -87,6 +87,24 @@ TEST(KvCache, ForkSharesCellsAndClearFreesOnlyOrphans) {
   EXPECT_TRUE(kv.stream_cells(3).empty());
 }
 
+TEST(KvCache, TruncateKeepsTheSharedPartOfAFork) {
+  KvCache kv(1, 4, 16, 4);
+  fill(kv, 0, 0, 6);
+  kv.fork_stream(0, 1);
+  kv.truncate_stream(1, 4);
+  EXPECT_EQ(positions(kv, 1), (std::vector<int32_t>{0, 1, 2, 3}));
+  EXPECT_EQ(positions(kv, 0), (std::vector<int32_t>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(kv.n_cells_used(), 6);  // stream 0 still holds positions 4 and 5
+  fill(kv, 1, 4, 5);
+  EXPECT_EQ(kv.n_cells_used(), 7);
+  kv.clear_stream(0);
+  EXPECT_EQ(kv.n_cells_used(), 5);  // 0-3 shared with stream 1, and its own 4
+  kv.truncate_stream(1, 0);
+  EXPECT_EQ(kv.n_cells_used(), 0);
+  kv.truncate_stream(1, 0);  // nothing left: a no-op
+  EXPECT_THROW(kv.truncate_stream(4, 0), Error);
+}
+
 TEST(KvCache, ForkOntoABusyStreamReleasesItsCells) {
   KvCache kv(1, 4, 16, 2);
   fill(kv, 0, 0, 3);
