@@ -61,7 +61,7 @@ struct Ds2dOptions {
 // can run on `engine` with `n_streams` streams: budget in 1..max_rows, a
 // forecast set per stream (forecasts.size() is 0 for none, 1 for all
 // streams, or n_streams; entries may be null), each fitting the engine's
-// model, with m + 1 <= budget.
+// model. m may exceed the budget: chains then use the first budget - 1.
 void validate_ds2d(const Engine& engine, const Ds2dOptions& options,
                    std::span<const ForecastEmbeddings* const> forecasts, size_t n_streams);
 
