@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "decode/ds2d_stats.h"
+#include "decode/ds2d_trace.h"
 #include "decode/multi_stream.h"
 #include "decode/stream_state.h"
 #include "engine/engine.h"
@@ -55,6 +56,12 @@ struct Ds2dOptions {
   // spends the budget whenever a node has any chance; -1 measures it on the
   // engine when decoding starts (ds2d_cost.h; kept in the tuner).
   float row_cost = -1.0f;
+  // Benchmark hooks (ds2d_trace.h), null when decoding: `record` gets the
+  // accepted length of every tree verified; with `replay` the walk accepts
+  // as many nodes as the trace's next length says instead of following the
+  // model (the output is then NOT the model's).
+  AcceptanceTrace* record = nullptr;
+  AcceptanceTrace* replay = nullptr;
 };
 
 // Throws Error (naming the option or file) unless the options and forecasts
