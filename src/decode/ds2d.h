@@ -15,7 +15,8 @@
 //
 // Files: ds2d_tree (candidates -> tree), ds2d_shape (forecast rows and
 // nodes per step, from ds2d_stats' running acceptance), ds2d_verify (the
-// walk), ds2d_ngram (n-gram branches), this loop.
+// walk), ds2d_ngram (n-gram branches), ds2d_trace (acceptance traces
+// recorded and replayed by the benchmark), this loop.
 #pragma once
 
 #include <span>
