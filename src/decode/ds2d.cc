@@ -304,7 +304,9 @@ void Ds2dLoop::verify(size_t i, std::span<const float> logits) {
   const int tokens_before = s.n_generated;
   walk_tree(lane.nodes, logits, n_vocab_, s, static_cast<int>(i), limits_, on_token_, &walk,
             options_.replay != nullptr ? options_.replay->next() : -1);
-  if (options_.record != nullptr) options_.record->accepted.push_back(static_cast<int16_t>(walk.n_commit));
+  if (options_.record != nullptr) {
+    options_.record->accepted.push_back(static_cast<int16_t>(walk.n_commit));
+  }
   ++stats_.trees;
   stats_.tokens += s.n_generated - tokens_before;
   for (int d = 1; d <= walk.n_commit; ++d) commits_.push_back(lane.nodes[walk.path[d]].row);

@@ -33,7 +33,9 @@ void walk_tree(std::span<const DraftNode> nodes, std::span<const float> logits, 
       // met whenever the tree allows it; ties to the likeliest (first).
       int best = -1;
       for (size_t c = node + 1; c < nodes.size(); ++c) {
-        if (nodes[c].parent == node && (best < 0 || reach[c] > reach[best])) best = static_cast<int>(c);
+        if (nodes[c].parent == node && (best < 0 || reach[c] > reach[best])) {
+          best = static_cast<int>(c);
+        }
       }
       if (best >= 0) id = nodes[best].token;
     }
