@@ -10,10 +10,20 @@
 // `budget` tree rows against a one-row step: tau x cost(1) / cost(budget)
 // is the speedup the step's cost curve allows (the projection for models
 // whose acceptance cannot be measured here).
+//
+// --record-trace writes the accepted length of every tree of one
+// configuration (the first forecast file with n-grams) to a file, and
+// --replay runs DS2D on any model (a real-size one with random weights)
+// with the walk accepting as that trace says: every cost of the loop is
+// real, only the choice of tokens is not (decode/ds2d_trace.h). Its
+// output is then not plain decoding's and is not compared.
 #include <fmt/format.h>
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -22,9 +32,11 @@
 
 #include "decode/decode_plain.h"
 #include "decode/ds2d.h"
+#include "decode/ds2d_trace.h"
 #include "decode/forecast_derive.h"
 #include "decode/multi_stream.h"
 #include "engine/engine.h"
+#include "gguf/quants.h"
 #include "model/forecast.h"
 #include "model/lora.h"
 #include "model/model.h"
@@ -61,6 +73,8 @@ struct EvalArgs {
   // (for models whose acceptance means nothing, e.g. random weights).
   bool cost_only = false;
   std::vector<double> taus = {1.5, 2.0, 2.5, 3.0};
+  std::string record_trace;  // write the accepted lengths here
+  std::string replay;        // replay this trace's accepted lengths
 };
 
 struct Config {
@@ -68,6 +82,7 @@ struct Config {
   const ForecastEmbeddings* forecast = nullptr;  // null: none
   bool ds2d = false;
   bool ngram = false;
+  bool replay = false;  // accepts as the trace says: not compared with plain decoding
 };
 
 struct ConfigResult {
@@ -137,10 +152,50 @@ int run_cost_only(const EvalArgs& a, Engine& engine, int at) {
   return 0;
 }
 
+// Stand-ins for the recorded run's forecasts on the replay's model: m rows
+// (token embeddings; their values do not matter for cost) and, when the
+// recorded file had one, a random forecast LoRA of the same rank in a slot.
+ForecastEmbeddings replay_forecasts(const Model& model, Engine& engine, const AcceptanceTrace& t,
+                                    const std::string& trace_path) {
+  ForecastEmbeddings f = make_forecast(model, std::max(1, t.forecasts));
+  f.path = "replay of " + trace_path;
+  f.method = "replay";
+  const WeightView& e = model.weights.token_embedding;
+  for (int k = 1; k <= f.count; ++k) {
+    gguf::dequantize_row(e.type, e.row((k * 7919) % model.config.n_vocab), f.row(k), f.dim);
+  }
+  if (t.lora_rank > 0) {
+    SyntheticLoraSpec spec;
+    spec.rank = t.lora_rank;
+    const std::string tmp = (std::filesystem::temp_directory_path() /
+                             ("chorus-replay-lora-" + std::to_string(::getpid()) + ".gguf"))
+                                .string();
+    write_synthetic_lora_gguf(tmp, model.config, spec);
+    LoraAdapter lora;
+    try {
+      lora = load_lora(tmp, model.config);
+    } catch (...) {
+      std::filesystem::remove(tmp);
+      throw;
+    }
+    std::filesystem::remove(tmp);
+    f.lora_slot = engine.adapters().load("forecast:replay", lora);
+  }
+  return f;
+}
+
 int run_eval(EvalArgs a) {
   check(a.streams >= 1 && a.streams <= 64, "--streams", "must be 1..64, got {}", a.streams);
   check(a.repetitions >= 1, "-r", "must be >= 1, got {}", a.repetitions);
   check(a.n_predict >= 1, "-n", "must be >= 1, got {}", a.n_predict);
+  const bool replay = !a.replay.empty();
+  check(!replay || (a.forecasts.empty() && a.derive.empty()), "--replay",
+        "takes no --forecast or --derive (the trace stands for the forecasts)");
+  check(!replay || a.record_trace.empty(), "--record-trace", "cannot record a replay");
+  check(a.record_trace.empty() || !a.forecasts.empty(), "--record-trace",
+        "needs a --forecast (the first one, with n-grams, is recorded)");
+  AcceptanceTrace trace;
+  if (replay) trace = read_trace(a.replay);
   const auto model = load_model(a.model, a.tokenizer);
   const Tokenizer& tok = *model->tokenizer;
   const std::vector<std::string> prompt_texts = read_prompts(a.prompts);
@@ -167,13 +222,19 @@ int run_eval(EvalArgs a) {
   // Forecast sets: files, then derived ones. A file's companion LoRA (for
   // its forecast rows) takes an adapter slot.
   std::vector<std::unique_ptr<ForecastEmbeddings>> sets;
+  std::vector<int> lora_ranks;  // [set]: rank of its forecast LoRA, 0 for none
   for (const std::string& path : a.forecasts) {
     sets.push_back(std::make_unique<ForecastEmbeddings>(load_forecast(path, *model)));
+    lora_ranks.push_back(0);
     if (!sets.back()->lora_path.empty()) {
+      lora_ranks.back() = load_lora(sets.back()->lora_path, model->config).max_rank;
       eo.adapter_slots += 1;
-      eo.adapter_max_rank = std::max(
-          eo.adapter_max_rank, load_lora(sets.back()->lora_path, model->config).max_rank);
+      eo.adapter_max_rank = std::max(eo.adapter_max_rank, lora_ranks.back());
     }
+  }
+  if (replay && trace.lora_rank > 0) {
+    eo.adapter_slots += 1;
+    eo.adapter_max_rank = std::max(eo.adapter_max_rank, trace.lora_rank);
   }
   // The task adapter every stream is bound to; forecast files tied to an
   // adapter must name it (chorus.forecast.adapter).
@@ -191,6 +252,10 @@ int run_eval(EvalArgs a) {
   Engine engine(*model, eo);
   const int task_slot = task_name.empty() ? -1 : engine.adapters().load(task_name, task_lora);
   for (auto& s : sets) load_forecast_lora(engine, *s);
+  if (replay) {
+    sets.push_back(std::make_unique<ForecastEmbeddings>(
+        replay_forecasts(*model, engine, trace, a.replay)));
+  }
   if (a.cost_only) return run_cost_only(a, engine, static_cast<int>(longest) + a.n_predict / 2);
 
   for (const std::string& method : a.derive) {
@@ -201,12 +266,22 @@ int run_eval(EvalArgs a) {
     if (!a.json) std::fprintf(stderr, "[eval] deriving forecasts: %s\n", method.c_str());
     sets.push_back(std::make_unique<ForecastEmbeddings>(derive_forecast(*model, d)));
   }
-  std::vector<Config> configs = {{"plain", nullptr, false, false}, {"ngram", nullptr, true, true}};
+  std::vector<Config> configs = {{"plain", nullptr, false, false}};
+  if (replay) {
+    configs.push_back({"replay " + a.replay, sets.back().get(), true, true, true});
+  } else {
+    configs.push_back({"ngram", nullptr, true, true});
+  }
   for (const auto& s : sets) {
+    if (replay) break;
     const std::string base = s->path.empty() ? s->method : s->path;
     configs.push_back({base, s.get(), true, false});
     configs.push_back({base + " +ngram", s.get(), true, true});
   }
+  // --record-trace: the first forecast file with n-gram branches.
+  const size_t recorded_config = 3;
+  AcceptanceTrace recorded;
+  AcceptanceTrace replayed;  // what the replay's walks accepted (first repetition)
   for (const Config& c : configs) {
     if (c.ds2d && c.forecast != nullptr) {
       const ForecastEmbeddings* f = c.forecast;
@@ -237,6 +312,12 @@ int run_eval(EvalArgs a) {
       const Config& cfg = configs[c];
       Ds2dOptions o = a.ds2d;
       o.ngram = cfg.ngram;
+      if (cfg.replay) {
+        trace.cursor = 0;  // every repetition replays the same lengths
+        o.replay = &trace;
+        if (rep == 0) o.record = &replayed;
+      }
+      if (!a.record_trace.empty() && c == recorded_config && rep == 0) o.record = &recorded;
       Ds2dStats stats;
       // Per configuration and repetition: no acceptance learnt across runs;
       // the row cost measured once, outside the timed decodes.
@@ -254,6 +335,8 @@ int run_eval(EvalArgs a) {
         req.prompt = prompts[p];
         req.limits.n_predict = a.n_predict;
         req.limits.tokenizer = &tok;
+        // A replay and its plain baseline decode the same lengths.
+        req.limits.ignore_eos = replay;
         for (int s = 0; s < a.streams; ++s) {
           StreamSpec spec;
           spec.sampler.temperature = 0.0f;
@@ -267,7 +350,7 @@ int run_eval(EvalArgs a) {
         tokens += res.stats.n_generated;
         if (c == 0 && rep == 0) {
           for (const StreamOutcome& out : res.streams) reference[p].push_back(out.tokens);
-        } else {
+        } else if (!cfg.replay) {
           for (int s = 0; s < a.streams; ++s) {
             results[c].identical &= res.streams[s].tokens == reference[p][s];
           }
@@ -277,6 +360,19 @@ int run_eval(EvalArgs a) {
       if (rep == 0 || seconds < r.best_seconds) r.best_seconds = seconds;
       r.tokens = tokens;
       if (rep == 0) r.stats = stats;
+    }
+  }
+
+  if (!a.record_trace.empty()) {
+    recorded.source = fmt::format("{} with {} +ngram, prompts {}, {} tokens, budget {}, row cost {}",
+                                  a.model, a.forecasts[0], a.prompts, a.n_predict, a.ds2d.budget,
+                                  a.ds2d.row_cost);
+    recorded.forecasts = sets[0]->count;
+    recorded.lora_rank = lora_ranks[0];
+    write_trace(a.record_trace, recorded);
+    if (!a.json) {
+      std::fprintf(stderr, "[eval] wrote %zu accepted lengths (tau %.2f) to %s\n",
+                   recorded.accepted.size(), recorded.tau(), a.record_trace.c_str());
     }
   }
 
@@ -300,6 +396,20 @@ int run_eval(EvalArgs a) {
   j["max_depth"] = a.ds2d.max_depth;
   j["dynamic"] = a.ds2d.dynamic;
   j["row_cost"] = a.ds2d.row_cost;
+  j["kernels"] = std::string(engine.kernel_name());
+  // Trees whose walk accepted what the trace asked (a tree too shallow
+  // accepts less).
+  int64_t met = 0;
+  for (size_t i = 0; i < replayed.accepted.size(); ++i) {
+    met += replayed.accepted[i] == trace.accepted[i % trace.accepted.size()];
+  }
+  if (replay) {
+    j["replay"] = a.replay;
+    j["trace_tau"] = trace.tau();
+    j["trace_source"] = trace.source;
+    j["trees_meeting_the_trace"] = met;
+    j["trees_replayed"] = replayed.accepted.size();
+  }
   j["step_ms"] = {{"plain_rows", ms_streams},
                   {"one_row", ms1},
                   {"budget_rows", ms_budget},
@@ -320,6 +430,7 @@ int run_eval(EvalArgs a) {
     e["tokens_per_s"] = r.best_seconds > 0 ? r.tokens / r.best_seconds : 0;
     e["speedup"] = r.best_seconds > 0 ? plain_s / r.best_seconds : 0;
     e["identical"] = r.identical;
+    e["replayed"] = configs[c].replay;
     e["tau"] = tau;
     if (configs[c].ds2d) {
       std::vector<double> acc;
@@ -344,9 +455,16 @@ int run_eval(EvalArgs a) {
   if (write_json(a, j)) return 0;
   std::printf(
       "DS2D on %s: %zu prompts x %d streams, %d tokens each, budget %d rows/stream, "
-      "width <= %d, depth <= %d, %s shape, best of %d\n",
+      "width <= %d, depth <= %d, %s shape, best of %d, %d threads, kernels %s\n",
       a.model.c_str(), prompts.size(), a.streams, a.n_predict, a.ds2d.budget, a.ds2d.max_width,
-      a.ds2d.max_depth, a.ds2d.dynamic ? "dynamic" : "fixed", a.repetitions);
+      a.ds2d.max_depth, a.ds2d.dynamic ? "dynamic" : "fixed", a.repetitions, a.threads,
+      std::string(engine.kernel_name()).c_str());
+  if (replay) {
+    std::printf("replaying %s: %zu accepted lengths, tau %.2f (%s); %lld of %zu trees accepted "
+                "the trace's length (the others were too shallow)\n",
+                a.replay.c_str(), trace.accepted.size(), trace.tau(), trace.source.c_str(),
+                static_cast<long long>(met), replayed.accepted.size());
+  }
   std::printf("step cost: %d rows %.3f ms, %d rows %.3f ms (x%.2f)\n\n", a.streams, ms_streams,
               a.ds2d.budget * a.streams, ms_budget, ms_budget / ms_streams);
   std::printf("%-34s %6s %8s %9s %8s %6s %6s  %s\n", "config", "tau", "tok/s", "speedup", "rows/st",
@@ -362,7 +480,8 @@ int run_eval(EvalArgs a) {
                 e["tau"].get<double>(), e["tokens_per_s"].get<double>(), e["speedup"].get<double>(),
                 e.contains("rows_per_step") ? e["rows_per_step"].get<double>() : a.streams,
                 e.contains("row_cost") ? e["row_cost"].get<double>() : 0.0,
-                e["identical"].get<bool>() ? "yes" : "NO", acc.c_str());
+                e["replayed"].get<bool>() ? "-" : e["identical"].get<bool>() ? "yes" : "NO",
+                acc.c_str());
   }
   bool all_same = true;
   for (const ConfigResult& r : results) all_same &= r.identical;
@@ -416,6 +535,12 @@ void add_forecast_eval_command(CLI::App& forecast, Command* selected) {
                 "random weights)");
   cmd->add_option("--tau", a->taus, "Tau values to project with --cost-only")
       ->capture_default_str();
+  cmd->add_option("--record-trace", a->record_trace,
+                  "Write the accepted length of every tree of the first --forecast with n-grams "
+                  "to this file (for --replay)");
+  cmd->add_option("--replay", a->replay,
+                  "Run DS2D on this model with the walk accepting as this trace says (every cost "
+                  "real except the choice of tokens), against plain decoding of the same length");
   cmd->add_option("--json-file", a->json_file, "Also write the results as JSON here");
   cmd->add_flag("--json", a->json, "Print JSON instead of the table");
   cmd->callback([a, selected] { *selected = [a] { return run_eval(*a); }; });

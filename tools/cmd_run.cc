@@ -82,6 +82,14 @@ void print_speculation(const Result& r) {
     std::fprintf(stderr, "[chorus] ds2d=auto: plain decoding, speculation does not fit: %s\n", s.fallback.c_str());
   }
   if (s.trees == 0) return;
+  // Which forecast file each stream drafted from, each file once.
+  std::string files;
+  for (const std::string& f : s.forecasts) {
+    const std::string name = f.empty() ? "none (n-grams only)" : f;
+    if (files.find(name) == std::string::npos) files += (files.empty() ? "" : ", ") + name;
+  }
+  std::fprintf(stderr, "[chorus] ds2d forecasts%s: %s\n", s.forecasts_found ? " (found)" : "",
+               files.c_str());
   std::string depths;
   for (size_t d = 0; d < s.acceptance.size() && d < 8; ++d) {
     depths += fmt::format("{}{:.2f}", d == 0 ? "" : " ", s.acceptance[d]);
@@ -98,6 +106,10 @@ nlohmann::json speculation_json(const Result& r) {
   nlohmann::json j = {{"steps", s.steps}, {"trees", s.trees}, {"tau", s.tau},
                       {"rows_per_step", s.rows_per_step}, {"acceptance_by_depth", s.acceptance}};
   if (!s.fallback.empty()) j["fallback"] = s.fallback;
+  if (s.trees > 0) {
+    j["forecasts"] = s.forecasts;
+    j["forecasts_found"] = s.forecasts_found;
+  }
   return j;
 }
 

@@ -73,7 +73,8 @@ inline void add_ds2d_flags(CLI::App* cmd, Ds2dFlags* f) {
                 "--ds2d=auto decodes plainly (with a warning) when the forecasts or options do not fit");
   cmd->add_option("--ds2d-forecast", f->forecasts,
                   "Forecast GGUF (chorus forecast derive / train/forecast_train.py); repeat for "
-                  "per-adapter files");
+                  "per-adapter files. Default: the files found beside the model and each "
+                  "adapter (models/README.md); 'none': n-gram drafts only");
   cmd->add_option("--ds2d-budget", f->budget, "DS2D rows per stream and step")->capture_default_str();
   cmd->add_option("--ds2d-row-cost", f->row_cost,
                   "Cost of one more row relative to a 1-row step (-1: measure; 0: always fill "
@@ -88,7 +89,9 @@ inline SpeculationOptions speculation_options(const Ds2dFlags& f) {
   SpeculationOptions s;
   s.enabled = !f.mode.empty();
   s.fallback_to_plain = f.mode == "auto";
-  s.forecasts = f.forecasts;
+  const bool none = f.forecasts.size() == 1 && f.forecasts[0] == "none";
+  s.forecasts = none ? std::vector<std::string>{} : f.forecasts;
+  s.find_forecasts = !none;
   s.budget = f.budget;
   s.row_cost = f.row_cost;
   s.ngram = !f.no_ngram;

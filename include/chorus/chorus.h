@@ -54,6 +54,11 @@ struct SpeculationOptions {
   // A file trained with an adapter serves streams of that adapter; one
   // without serves the others. Streams with no file get n-gram drafts only.
   std::vector<std::string> forecasts;
+  // With no `forecasts` named: use the forecast files found beside the
+  // model file and beside each adapter file of RuntimeOptions::adapters
+  // (models/README.md gives the names; a file found beside an adapter
+  // serves that adapter's streams). false: none, n-gram drafts only.
+  bool find_forecasts = true;
   int budget = 32;     // rows per stream and step (tree nodes + forecast rows)
   bool ngram = true;   // also draft continuations of repeated n-grams
   // Cost of one more row relative to a 1-row step; -1 measures it at the
@@ -163,6 +168,9 @@ struct SpeculationReport {
   double tau = 0;                // mean tokens accepted per tree (plain decoding: 1)
   double rows_per_step = 0;
   std::vector<double> acceptance;  // [d - 1]: acceptance at depth d
+  // [i]: the forecast file stream i drafted from ("": n-gram drafts only).
+  std::vector<std::string> forecasts;
+  bool forecasts_found = false;  // found beside the model and adapters, not named
   // Non-empty when speculation was asked for with fallback_to_plain and
   // could not be set up: the reason; the request then decoded plainly.
   std::string fallback;

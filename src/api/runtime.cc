@@ -13,6 +13,7 @@
 #include "decode/kv_room.h"
 #include "decode/multi_stream.h"
 #include "engine/engine.h"
+#include "model/forecast_find.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "util/error.h"
@@ -54,6 +55,27 @@ SamplerParams sampler_params(const Sampling& s, uint64_t seed) {
   return p;
 }
 
+// A forecast file to load and the adapter whose streams it serves: the one
+// the file names (a named file), or the one it was found beside ("" for the
+// model itself).
+struct ForecastSource {
+  std::string path;
+  std::optional<std::string> serves;
+};
+
+std::vector<ForecastSource> forecast_sources(const std::string& model_path,
+                                             const RuntimeOptions& options) {
+  const SpeculationOptions& sp = options.speculation;
+  std::vector<ForecastSource> out;
+  for (const std::string& path : sp.forecasts) out.push_back({path, std::nullopt});
+  if (!sp.forecasts.empty() || !sp.find_forecasts) return out;
+  if (std::string f = find_forecast(model_path); !f.empty()) out.push_back({f, ""});
+  for (const AdapterFile& a : options.adapters) {
+    if (std::string f = find_forecast(a.path); !f.empty()) out.push_back({f, a.name});
+  }
+  return out;
+}
+
 }  // namespace
 
 const char* to_string(FinishReason r) {
@@ -83,6 +105,7 @@ struct Runtime::Impl {
   std::string speculation_fallback;  // why speculation is off despite "auto"
   Ds2dOptions ds2d;
   std::vector<std::unique_ptr<ForecastEmbeddings>> forecasts;
+  bool forecasts_found = false;  // found beside the files, not named
   Ds2dTuner tuner;
 
   // The forecasts for a stream bound to `adapter` (empty: base model).
@@ -151,9 +174,11 @@ Runtime::Runtime(const std::string& model_path, const RuntimeOptions& options)
       // bounded before anything is allocated.
       check(sp.budget >= 1 && sp.budget <= kMaxSpeculationBudget, "ds2d budget", "must be 1..{}, got {}",
             kMaxSpeculationBudget, sp.budget);
-      for (const std::string& path : sp.forecasts) {
+      impl_->forecasts_found = sp.forecasts.empty() && sp.find_forecasts;
+      for (const ForecastSource& source : forecast_sources(model_path, options)) {
         impl_->forecasts.push_back(
-            std::make_unique<ForecastEmbeddings>(load_forecast(path, *impl_->model)));
+            std::make_unique<ForecastEmbeddings>(load_forecast(source.path, *impl_->model)));
+        if (source.serves) impl_->forecasts.back()->adapter = *source.serves;
         const std::string& lora = impl_->forecasts.back()->lora_path;
         if (lora.empty()) continue;
         ++forecast_slots;
@@ -346,6 +371,11 @@ Result Runtime::generate(const Request& request, const TokenCallback& on_token) 
     for (size_t d = 1; d <= ds2d_stats.reached.size(); ++d) {
       sr.acceptance.push_back(ds2d_stats.acceptance(static_cast<int>(d)));
     }
+    for (const StreamOptions& so : streams) {
+      const ForecastEmbeddings* f = impl_->forecast_for(so.adapter);
+      sr.forecasts.push_back(f != nullptr ? f->path : "");
+    }
+    sr.forecasts_found = impl_->forecasts_found;
   }
 
   result.prompt_tokens = req.prompt;

@@ -402,6 +402,31 @@ TEST(Runtime, SpeculationAutoFallsBackToPlainDecoding) {
   EXPECT_TRUE(Runtime(kModel, ok).generate(greedy("Once upon a time", 8)).speculation.fallback.empty());
 }
 
+// No forecast named: the files beside the model and each adapter serve
+// their streams (models/README.md), and the report names them.
+TEST(Runtime, SpeculationFindsForecastFilesByName) {
+  RuntimeOptions o = small();
+  o.speculation.enabled = true;
+  o.speculation.row_cost = 0;
+  o.adapters = {{"pup", test_data::source_path("models/adapters/dog.gguf")}};
+  Runtime rt(kModel, o);
+  Request req = greedy("Once upon a time", 24);
+  req.streams.resize(2);
+  req.streams[1].adapter = "pup";
+  const Result r = rt.generate(req);
+  EXPECT_TRUE(r.speculation.forecasts_found);
+  EXPECT_THAT(r.speculation.forecasts,
+              ::testing::ElementsAre(test_data::source_path("models/stories260K.forecast-lora.gguf"),
+                                     test_data::source_path("models/adapters/dog.forecast.gguf")));
+  EXPECT_GT(r.speculation.tau, 1.5);
+  // find_forecasts = false: n-gram drafts only.
+  o.speculation.find_forecasts = false;
+  o.adapters.clear();
+  const Result none = Runtime(kModel, o).generate(greedy("Once upon a time", 8));
+  EXPECT_FALSE(none.speculation.forecasts_found);
+  EXPECT_THAT(none.speculation.forecasts, ::testing::ElementsAre(""));
+}
+
 TEST(Runtime, FinishReasonNames) {
   EXPECT_STREQ(to_string(FinishReason::kLength), "length");
   EXPECT_STREQ(to_string(FinishReason::kEndOfGeneration), "eog");

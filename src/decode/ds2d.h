@@ -15,13 +15,15 @@
 //
 // Files: ds2d_tree (candidates -> tree), ds2d_shape (forecast rows and
 // nodes per step, from ds2d_stats' running acceptance), ds2d_verify (the
-// walk), ds2d_ngram (n-gram branches), this loop.
+// walk), ds2d_ngram (n-gram branches), ds2d_trace (acceptance traces
+// recorded and replayed by the benchmark), this loop.
 #pragma once
 
 #include <span>
 #include <vector>
 
 #include "decode/ds2d_stats.h"
+#include "decode/ds2d_trace.h"
 #include "decode/multi_stream.h"
 #include "decode/stream_state.h"
 #include "engine/engine.h"
@@ -55,13 +57,19 @@ struct Ds2dOptions {
   // spends the budget whenever a node has any chance; -1 measures it on the
   // engine when decoding starts (ds2d_cost.h; kept in the tuner).
   float row_cost = -1.0f;
+  // Benchmark hooks (ds2d_trace.h), null when decoding: `record` gets the
+  // accepted length of every tree verified; with `replay` the walk accepts
+  // as many nodes as the trace's next length says instead of following the
+  // model (the output is then NOT the model's).
+  AcceptanceTrace* record = nullptr;
+  AcceptanceTrace* replay = nullptr;
 };
 
 // Throws Error (naming the option or file) unless the options and forecasts
 // can run on `engine` with `n_streams` streams: budget in 1..max_rows, a
 // forecast set per stream (forecasts.size() is 0 for none, 1 for all
 // streams, or n_streams; entries may be null), each fitting the engine's
-// model, with m + 1 <= budget.
+// model. m may exceed the budget: chains then use the first budget - 1.
 void validate_ds2d(const Engine& engine, const Ds2dOptions& options,
                    std::span<const ForecastEmbeddings* const> forecasts, size_t n_streams);
 

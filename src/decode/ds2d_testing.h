@@ -27,7 +27,7 @@ inline std::unique_ptr<Model> load_stories() {
 // The shipped training-free forecasts, when present; else a scaled mean
 // token embedding (what `derive --method weighted-mean` starts from).
 inline ForecastEmbeddings stories_forecasts(const Model& model, int count = 4) {
-  const std::string shipped = test_data::source_path("models/stories260K-forecast-derived.gguf");
+  const std::string shipped = test_data::source_path("models/stories260K.forecast-derived.gguf");
   if (count == 4 && std::ifstream(shipped).good()) return load_forecast(shipped, model);
   ForecastEmbeddings f = make_forecast(model, count);
   f.method = "test-mean";
@@ -142,6 +142,14 @@ inline std::vector<std::pair<std::string, Ds2dOptions>> shapes() {
   o.forecast_chains = 0;
   o.budget = 16;
   out.push_back({"a chain per node", o});
+  // Budgets below m + 1: chains use the first budget - 1 forecasts.
+  o = {};
+  o.row_cost = 0;
+  o.budget = 3;
+  out.push_back({"budget 3", o});
+  o.dynamic = false;
+  o.budget = 4;
+  out.push_back({"fixed, budget 4", o});
   return out;
 }
 

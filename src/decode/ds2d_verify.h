@@ -31,8 +31,15 @@ struct TreeWalk {
 // a token reported last is never fed, so its node is not committed. Updates
 // s.pos (root + committed nodes), next, history, n_generated, done and
 // stop_reason.
+//
+// replay_accepted >= 0 is the benchmark's replay (ds2d_trace.h), never
+// used to decode: the model's token is still sampled at every node walked,
+// but while fewer than replay_accepted nodes are accepted the walk takes
+// the token of the child whose subtree reaches deepest (ties: the
+// likeliest) instead, and it stops there: the accepted length follows the
+// trace, capped by the tree's depth, not the model.
 void walk_tree(std::span<const DraftNode> nodes, std::span<const float> logits, int n_vocab,
                StreamState& s, int index, const DecodeLimits& limits, const OnStreamToken& on_token,
-               TreeWalk* walk);
+               TreeWalk* walk, int replay_accepted = -1);
 
 }  // namespace chorus

@@ -1,6 +1,7 @@
 # chorus run --ds2d: greedy output identical to plain decoding, for one
-# stream and for several styles, with the report line; bad DS2D options are
-# clear errors.
+# stream and for several styles, with the report line; the forecast files
+# beside the model and an adapter found when none is named; bad DS2D
+# options are clear errors.
 source "$(dirname "$0")/lib.sh"
 M="$SRC/models/stories260K.gguf"
 F="$SRC/models/stories260K.forecast-lora.gguf"
@@ -16,6 +17,44 @@ else
 fi
 tau=$(sed -n 's/.*steps, \([0-9.]*\) tokens accepted.*/\1/p' "$TMP/ds2d.err")
 if awk -v t="$tau" 'BEGIN { exit !(t > 1.5) }'; then echo "ok: tau $tau > 1.5"; else fail "tau $tau"; fi
+
+# No --ds2d-forecast: the trained file beside the model is found, named in
+# the report, and beats the training-free floor (the derived file).
+tau_of() { sed -n 's/.*steps, \([0-9.]*\) tokens accepted.*/\1/p' "$1"; }
+"$CHORUS" run -m "$M" -p "Once upon a time" -n 60 --temp 0 --ds2d --ds2d-row-cost 0 \
+  >"$TMP/found.txt" 2>"$TMP/found.err"
+"$CHORUS" run -m "$M" -p "Once upon a time" -n 60 --temp 0 --ds2d --ds2d-row-cost 0 \
+  --ds2d-forecast "$SRC/models/stories260K.forecast-derived.gguf" >/dev/null 2>"$TMP/derived.err"
+if grep -q "ds2d forecasts (found): $F\$" "$TMP/found.err"; then
+  echo "ok: found $(grep 'ds2d forecasts' "$TMP/found.err")"
+else
+  fail "the forecast file beside the model is not named: $(cat "$TMP/found.err")"
+fi
+cmp -s "$TMP/plain.txt" "$TMP/found.txt" && echo "ok: found forecasts, output identical" || fail "found forecasts: output differs"
+found_tau=$(tau_of "$TMP/found.err") derived_tau=$(tau_of "$TMP/derived.err")
+if awk -v a="$found_tau" -v b="$derived_tau" 'BEGIN { exit !(a > b && b > 0) }'; then
+  echo "ok: tau $found_tau with the found file > $derived_tau with the derived floor"
+else
+  fail "found tau '$found_tau' not above the derived floor '$derived_tau'"
+fi
+# ... and beside an adapter, for its streams, whatever name it is loaded under.
+"$CHORUS" run -m "$M" -p "Once upon a time" -n 30 --temp 0 --lora pup="$SRC/models/adapters/dog.gguf" \
+  --adapter pup --ds2d --ds2d-row-cost 0 >/dev/null 2>"$TMP/dog.err"
+grep -q "ds2d forecasts (found): $SRC/models/adapters/dog.forecast.gguf\$" "$TMP/dog.err" \
+  && echo "ok: adapter's forecasts found: $(grep 'ds2d forecasts' "$TMP/dog.err")" \
+  || fail "the dog adapter's forecast file is not found: $(cat "$TMP/dog.err")"
+# 'none': n-gram drafts only; a model with no files beside it: the same.
+"$CHORUS" run -m "$M" -p "Once upon a time" -n 20 --temp 0 --ds2d --ds2d-forecast none >/dev/null 2>"$TMP/none.err"
+grep -q "ds2d forecasts: none (n-grams only)" "$TMP/none.err" && echo "ok: --ds2d-forecast none" \
+  || fail "--ds2d-forecast none: $(cat "$TMP/none.err")"
+cp "$M" "$TMP/alone.gguf"
+"$CHORUS" run -m "$TMP/alone.gguf" -p "Once upon a time" -n 20 --temp 0 --ds2d >/dev/null 2>"$TMP/alone.err"
+grep -q "ds2d forecasts (found): none (n-grams only)" "$TMP/alone.err" && echo "ok: nothing beside the model: n-grams only" \
+  || fail "a model alone: $(cat "$TMP/alone.err")"
+# A broken file under a forecast name is an error naming it (auto: plain decoding).
+echo "not a gguf" >"$TMP/alone.forecast.gguf"
+expect_error "a broken forecast file beside the model" "alone.forecast.gguf" \
+  "$CHORUS" run -m "$TMP/alone.gguf" -p "x" -n 4 --ds2d
 
 "$CHORUS" synth --lora "$TMP/a.gguf" -m "$M" --rank 4 --seed 1 >/dev/null
 "$CHORUS" synth --lora "$TMP/b.gguf" -m "$M" --rank 8 --seed 2 >/dev/null

@@ -3,7 +3,7 @@
 # forecasts for another model and bad DS2D options are clear errors.
 source "$(dirname "$0")/lib.sh"
 M="$SRC/models/stories260K.gguf"
-F="$SRC/models/stories260K-forecast-derived.gguf"
+F="$SRC/models/stories260K.forecast-derived.gguf"
 
 if "$CHORUS" forecast derive -m "$M" -o "$TMP/f.gguf" --method weighted-mean --count 3 \
     --sequences 2 --length 48 -t 1 > "$TMP/derive.txt" 2>&1; then
@@ -55,7 +55,41 @@ expect_error "forecasts for another model" "does not match" "$CHORUS" forecast e
 expect_error "a model as forecasts" "not a forecast embedding file" "$CHORUS" forecast eval -m "$M" --forecast "$M" -n 4
 head -c 300 "$F" > "$TMP/cut.gguf"
 expect_error "truncated forecasts" "cut.gguf" "$CHORUS" forecast eval -m "$M" --forecast "$TMP/cut.gguf" -n 4
-expect_error "m above the budget" "exceed the DS2D row budget of 4" "$CHORUS" forecast eval -m "$M" --forecast "$F" --budget 4 -n 4
+# m = 4 forecasts in a budget of 3 rows: chains use the first two; exact.
+"$CHORUS" forecast eval -m "$M" --forecast "$F" --budget 3 -n 16 -r 1 -t 1 --row-cost 0 --json >"$TMP/small.json" 2>/dev/null \
+  && python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert all(c["identical"] for c in j["configs"]), j
+assert all(c.get("rows_per_step", 0) <= 3 for c in j["configs"]), j' "$TMP/small.json" \
+  && echo "ok: a budget below m + 1" || fail "budget 3 with m = 4: $(cat "$TMP/small.json")"
+# --record-trace on stories260K, --replay of it on another model (random
+# weights): the replay decodes as many tokens as plain decoding, with the
+# trace's tau where its trees are deep enough.
+L="$SRC/models/stories260K.forecast-lora.gguf"
+"$CHORUS" forecast eval -m "$M" --forecast "$L" --prompts "$TMP/prompts.txt" -n 24 -r 1 -t 1 --row-cost 0 \
+  --record-trace "$TMP/trace.txt" >/dev/null 2>&1
+if head -1 "$TMP/trace.txt" | grep -q "^chorus-ds2d-trace 1$" && grep -q "^forecasts 6$" "$TMP/trace.txt"; then
+  echo "ok: trace recorded: $(grep -c '^accepted' "$TMP/trace.txt") line(s) of lengths"
+else
+  fail "trace: $(cat "$TMP/trace.txt")"
+fi
+"$CHORUS" synth --shape tiny -o "$TMP/rand.gguf" >/dev/null 2>&1
+"$CHORUS" forecast eval -m "$TMP/rand.gguf" --replay "$TMP/trace.txt" --prompts "$TMP/prompts.txt" -n 24 -r 1 -t 1 \
+  --row-cost 0 --json-file "$TMP/replay.json" >"$TMP/replay.txt" 2>&1
+python3 - "$TMP/replay.json" <<'PY' && echo "ok: replay" || fail "replay: $(cat "$TMP/replay.txt")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+plain, rep = j["configs"]
+assert rep["replayed"] and not plain["replayed"], j
+assert rep["tokens"] == plain["tokens"] == 2 * 24, j
+assert rep["tau"] > 1.2 and j["trees_meeting_the_trace"] > j["trees_replayed"] / 2, j
+assert j["kernels"], j
+PY
+expect_error "replay with forecasts" "--replay: takes no --forecast" \
+  "$CHORUS" forecast eval -m "$M" --replay "$TMP/trace.txt" --forecast "$F" -n 4
+expect_error "replay of a missing trace" "no-trace.txt: cannot read the trace file" \
+  "$CHORUS" forecast eval -m "$M" --replay "$TMP/no-trace.txt" -n 4
 expect_error "budget above the step" "ds2d budget" "$CHORUS" forecast eval -m "$M" --forecast "$F" --budget 100000 -n 4
 expect_error "unknown derive method" "forecast method" "$CHORUS" forecast derive -m "$M" -o "$TMP/x.gguf" --method magic
 expect_error "derive to a missing directory" "$TMP/no/x.gguf" "$CHORUS" forecast derive -m "$M" -o "$TMP/no/x.gguf" --method mean --sequences 1 --length 32
