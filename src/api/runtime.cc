@@ -206,6 +206,11 @@ void Runtime::unload_adapter(const std::string& name) {
   pool.unload(pool.slot_of(name));
 }
 
+void Runtime::set_adapter_scale(const std::string& name, float scale) {
+  AdapterPool& pool = impl_->engine->adapters();
+  pool.set_scale(pool.slot_of(name), scale);
+}
+
 std::vector<std::string> Runtime::adapters() const {
   const AdapterPool& pool = impl_->engine->adapters();
   std::vector<std::string> out;
@@ -238,6 +243,7 @@ RuntimeInfo Runtime::info() const {
   i.kv_bytes = e.kv_bytes();
   i.load_seconds = impl_->load_seconds;
   i.pack_seconds = impl_->pack_seconds;
+  i.speculation = impl_->speculation.enabled;
   return i;
 }
 
