@@ -142,13 +142,15 @@ void chorus_runtime_close(chorus_runtime* runtime); /* NULL is fine */
 
 /* Adapters: a PEFT directory (or its adapter_model.safetensors) or a
  * llama.cpp GGUF LoRA, into a free slot; the base weights are untouched. A
- * forecast file whose adapter name matches serves that adapter's streams. */
+ * forecast file whose adapter name matches serves that adapter's streams.
+ * The scale belongs to the loaded adapter: for one adapter at two scales in
+ * one request, load it twice under two names. */
 int chorus_load_adapter(chorus_runtime* runtime, const char* name, const char* path, float scale);
 int chorus_unload_adapter(chorus_runtime* runtime, const char* name);
 /* The user scale of a loaded adapter (effective: scale x alpha / rank). */
 int chorus_set_adapter_scale(chorus_runtime* runtime, const char* name, float scale);
 /* The loaded adapters: their number, and the i-th name (valid until the
- * next load or unload). */
+ * next chorus_load_adapter or chorus_unload_adapter on the runtime). */
 int chorus_adapter_count(chorus_runtime* runtime);
 const char* chorus_adapter_name(chorus_runtime* runtime, int index);
 

@@ -17,14 +17,17 @@
 #include "chorus/chorus.h"
 
 struct chorus_runtime {
-  explicit chorus_runtime(chorus::Runtime r) : runtime(std::move(r)) {}
+  explicit chorus_runtime(chorus::Runtime r)
+      : runtime(std::move(r)), adapter_names(runtime.adapters()), info(runtime.info()) {}
   chorus::Runtime runtime;
   // chorus_cancel sets `cancel` only while `generating`; both are read by
   // the generating thread's token callback.
   std::atomic<bool> generating{false};
   std::atomic<bool> cancel{false};
-  std::vector<std::string> adapter_names;  // what chorus_adapter_name hands out
-  chorus::RuntimeInfo info;                // what chorus_runtime_get_info's strings point into
+  // What chorus_adapter_name hands out: renewed by each load and unload only.
+  std::vector<std::string> adapter_names;
+  // The strings chorus_runtime_get_info hands out, set once (they never change).
+  const chorus::RuntimeInfo info;
 };
 
 struct chorus_result {
@@ -247,6 +250,7 @@ int chorus_load_adapter(chorus_runtime* rt, const char* name, const char* path, 
   }
   return guarded(-1, [&] {
     rt->runtime.load_adapter(name, path, scale);
+    rt->adapter_names = rt->runtime.adapters();
     return 0;
   });
 }
@@ -256,6 +260,7 @@ int chorus_unload_adapter(chorus_runtime* rt, const char* name) {
   if (!require(rt, f, "runtime") || !require(name, f, "name")) return -1;
   return guarded(-1, [&] {
     rt->runtime.unload_adapter(name);
+    rt->adapter_names = rt->runtime.adapters();
     return 0;
   });
 }
@@ -275,23 +280,17 @@ int chorus_set_adapter_scale(chorus_runtime* rt, const char* name, float scale) 
 
 int chorus_adapter_count(chorus_runtime* rt) {
   if (!require(rt, "chorus_adapter_count", "runtime")) return -1;
-  return guarded(-1, [&] {
-    rt->adapter_names = rt->runtime.adapters();
-    return static_cast<int>(rt->adapter_names.size());
-  });
+  return static_cast<int>(rt->adapter_names.size());
 }
 
 const char* chorus_adapter_name(chorus_runtime* rt, int index) {
   if (!require(rt, "chorus_adapter_name", "runtime")) return nullptr;
-  return guarded<const char*>(nullptr, [&]() -> const char* {
-    rt->adapter_names = rt->runtime.adapters();
-    if (index < 0 || index >= static_cast<int>(rt->adapter_names.size())) {
-      throw chorus::Error("chorus_adapter_name", "no adapter " + std::to_string(index) + " (" +
-                                                     std::to_string(rt->adapter_names.size()) +
-                                                     " loaded)");
-    }
-    return rt->adapter_names[static_cast<size_t>(index)].c_str();
-  });
+  if (index < 0 || index >= static_cast<int>(rt->adapter_names.size())) {
+    set_error("chorus_adapter_name: no adapter " + std::to_string(index) + " (" +
+              std::to_string(rt->adapter_names.size()) + " loaded)");
+    return nullptr;
+  }
+  return rt->adapter_names[static_cast<size_t>(index)].c_str();
 }
 
 chorus_result* chorus_generate(chorus_runtime* rt, const chorus_request* request,
@@ -469,7 +468,7 @@ char* chorus_detokenize(chorus_runtime* rt, const int32_t* ids, int n) {
     return nullptr;
   }
   return guarded<char*>(nullptr, [&]() -> char* {
-    const int n_vocab = rt->runtime.info().n_vocab;
+    const int n_vocab = rt->info.n_vocab;
     for (int i = 0; i < n; ++i) {
       if (ids[i] < 0 || ids[i] >= n_vocab) {
         throw chorus::Error(f, "id " + std::to_string(ids[i]) + " at " + std::to_string(i) +
@@ -490,18 +489,17 @@ int chorus_runtime_get_info(chorus_runtime* rt, chorus_runtime_info* out) {
   const char* f = "chorus_runtime_get_info";
   if (!require(rt, f, "runtime") || !require(out, f, "out")) return -1;
   return guarded(-1, [&] {
-    rt->info = rt->runtime.info();
-    const chorus::RuntimeInfo& i = rt->info;
+    const chorus::RuntimeInfo i = rt->runtime.info();
     chorus_runtime_info full;
     chorus_runtime_info_init(&full);
-    full.model_path = i.model_path.c_str();
+    full.model_path = rt->info.model_path.c_str();
     full.n_vocab = i.n_vocab;
     full.trained_context = i.trained_context;
     full.context = i.context;
     full.max_streams = i.max_streams;
     full.adapter_slots = i.adapter_slots;
     full.adapter_max_rank = i.adapter_max_rank;
-    full.kernels = i.kernels.c_str();
+    full.kernels = rt->info.kernels.c_str();
     full.weight_bytes = i.weight_bytes;
     full.kv_bytes = i.kv_bytes;
     full.load_seconds = i.load_seconds;
