@@ -22,9 +22,9 @@
 //
 // Errors (bad files, options or requests) are thrown as chorus::Error
 // (chorus/error.h, a std::runtime_error) with a one-line message naming what
-// is at fault; a request
-// is checked completely before any work, so a failed generate() changes
-// nothing. A Runtime is not thread-safe: one call at a time.
+// is at fault; a request is checked completely before any work, so a failed
+// generate() changes nothing. A Runtime is not thread-safe: one call at a
+// time. The C API over this one is chorus/chorus_c.h.
 #pragma once
 
 #include <cstddef>
