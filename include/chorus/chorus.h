@@ -20,10 +20,11 @@
 //   });
 //   for (const auto& s : r.streams) std::cout << s.adapter << ": " << s.text << "\n";
 //
-// Errors (bad files, options or requests) are thrown as std::runtime_error
-// (chorus::Error) with a one-line message naming what is at fault; a request
-// is checked completely before any work, so a failed generate() changes
-// nothing. A Runtime is not thread-safe: one call at a time.
+// Errors (bad files, options or requests) are thrown as chorus::Error
+// (chorus/error.h, a std::runtime_error) with a one-line message naming what
+// is at fault; a request is checked completely before any work, so a failed
+// generate() changes nothing. A Runtime is not thread-safe: one call at a
+// time. The C API over this one is chorus/chorus_c.h.
 #pragma once
 
 #include <cstddef>
@@ -34,6 +35,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "chorus/error.h"
 
 namespace chorus {
 
@@ -213,6 +216,7 @@ struct RuntimeInfo {
   std::string chat_template;
   std::string bos_token;
   std::string eos_token;
+  bool speculation = false;  // DS2D on (false after an "auto" fallback)
 };
 
 class Runtime {
@@ -229,6 +233,8 @@ class Runtime {
   // is free, or the adapter does not fit the model or the slots' rank.
   void load_adapter(const std::string& name, const std::string& path, float scale = 1.0f);
   void unload_adapter(const std::string& name);
+  // The user scale of a loaded adapter (effective: scale x alpha / rank).
+  void set_adapter_scale(const std::string& name, float scale);
   std::vector<std::string> adapters() const;  // names of the loaded ones
 
   Result generate(const Request& request, const TokenCallback& on_token = {});

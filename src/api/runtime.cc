@@ -235,6 +235,11 @@ void Runtime::unload_adapter(const std::string& name) {
   pool.unload(pool.slot_of(name));
 }
 
+void Runtime::set_adapter_scale(const std::string& name, float scale) {
+  AdapterPool& pool = impl_->engine->adapters();
+  pool.set_scale(pool.slot_of(name), scale);
+}
+
 std::vector<std::string> Runtime::adapters() const {
   const AdapterPool& pool = impl_->engine->adapters();
   std::vector<std::string> out;
@@ -275,6 +280,7 @@ RuntimeInfo Runtime::info() const {
     i.bos_token = text(v.bos);
     i.eos_token = text(v.eos);
   }
+  i.speculation = impl_->speculation.enabled;
   return i;
 }
 

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 
-
 #include "decode/accept_token.h"
 
 namespace chorus {
