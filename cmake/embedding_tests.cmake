@@ -6,7 +6,7 @@
 # the sanitized library.
 set(chorus_sanitizer_flags "")
 set(chorus_python_env "")
-if(CHORUS_SANITIZE)
+if(CHORUS_SANITIZE AND NOT CHORUS_SANITIZE STREQUAL "thread")
   set(chorus_sanitizer_flags "-fsanitize=address,undefined")
   # python3 itself is not sanitized: the ASan runtime must be loaded first,
   # and libstdc++ with it, or ASan's __cxa_throw interceptor finds no real

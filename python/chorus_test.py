@@ -86,6 +86,13 @@ class ChorusTest(unittest.TestCase):
                 self.assertEqual(s.tokens, self.styles[name], name)
             base = r.streams[3].tokens
             self.assertTrue(all(base != self.styles[n] for n in STYLES))
+            # A per-request scale of 0 turns dog off for that request only.
+            r = self.rt.generate("Once upon a time", n_predict=100,
+                                 streams=[chorus.Stream(adapter="dog", adapter_scale=0.0)], **GREEDY)
+            self.assertEqual(r.streams[0].tokens, base)
+            r = self.rt.generate("Once upon a time", n_predict=100, streams=[chorus.Stream(adapter="dog")],
+                                 **GREEDY)
+            self.assertEqual(r.streams[0].tokens, self.styles["dog"])
             # Scale 0 turns an adapter off.
             self.rt.set_adapter_scale("dog", 0.0)
             r = self.rt.generate("Once upon a time", n_predict=100, streams=[chorus.Stream(adapter="dog")],
@@ -103,6 +110,14 @@ class ChorusTest(unittest.TestCase):
         self.assertEqual(s.finish, "stop")
         self.assertLessEqual(len(s.tokens), 22)
         self.assertEqual(s.tokens, self.reference[:len(s.tokens)])
+        # The text ends right before the stop string, and the pieces handed
+        # to the callback never include any of it.
+        full = self.rt.generate("", n_predict=100, **GREEDY).streams[0].text
+        pieces = []
+        r = self.rt.generate("", n_predict=100, stop=[stop], on_token=lambda st, t, p: pieces.append(p),
+                             **GREEDY)
+        self.assertEqual(r.streams[0].text, full[:full.index(stop)])
+        self.assertEqual("".join(pieces), r.streams[0].text)
 
     def test_tokenize_and_detokenize(self):
         self.assertEqual(self.rt.tokenize("Once upon a time"), [1, 403, 407, 261, 378])
@@ -115,6 +130,11 @@ class ChorusTest(unittest.TestCase):
         self.assertEqual(info["context"], 512)
         self.assertTrue(info["kernels"])
         self.assertEqual(info["ds2d"], 0)
+        self.assertEqual(info["kv_type"], "f16")
+        with chorus.Runtime(MODEL, context=512, kv_type="f32") as rt:
+            self.assertEqual(rt.info()["kv_type"], "f32")
+            self.assertEqual(rt.info()["kv_bytes"], 2 * info["kv_bytes"])
+            self.assertEqual(rt.generate("", n_predict=100, **GREEDY).streams[0].tokens, self.reference)
         self.assertEqual(chorus.version(), "0.1.0")
 
     def test_cancel_from_another_thread(self):
@@ -141,6 +161,10 @@ class ChorusTest(unittest.TestCase):
             chorus.Runtime("/nonexistent/model.gguf")
         with self.assertRaisesRegex(chorus.Error, "ds2d: must be off, on or auto, got 'maybe'"):
             chorus.Runtime(MODEL, ds2d="maybe")
+        with self.assertRaisesRegex(chorus.Error, "kv_type: unknown KV cache type 'q8'"):
+            chorus.Runtime(MODEL, kv_type="q8")
+        with self.assertRaisesRegex(chorus.Error, "adapter_scale needs an adapter"):
+            self.rt.generate("x", streams=[chorus.Stream(adapter_scale=0.5)])
         with self.assertRaisesRegex(TypeError, "unknown setting 'temprature'"):
             self.rt.generate("x", temprature=0)
         with self.assertRaisesRegex(chorus.Error, "no adapter named 'missing'"):

@@ -88,11 +88,16 @@ typedef struct {
    * "off" (NULL), "on", or "auto" (decode plainly, and say why in the
    * report's fallback, when the forecasts or budget do not fit the model). */
   const char* ds2d;
-  const char* const* ds2d_forecasts; /* forecast GGUF files (NULL / 0: n-gram drafts only) */
+  const char* const* ds2d_forecasts; /* forecast GGUF files (NULL / 0: those found, see below) */
   int n_ds2d_forecasts;
   int ds2d_budget;          /* rows per stream and step, default 32, 1..256 */
   int ds2d_ngram;           /* also draft repeated n-grams, default 1 */
   float ds2d_row_cost;      /* relative cost of a row; -1 (default) measures it, 0 fills the budget */
+  /* With no ds2d_forecasts: 1 (default) uses the forecast files beside the
+   * model and each adapter (models/README.md names them); 0 drafts from
+   * n-grams only. */
+  int ds2d_find_forecasts;
+  const char* kv_type;      /* KV cache cells: "f16" (NULL, the default) or "f32" */
 } chorus_runtime_options;
 
 typedef struct {
@@ -102,6 +107,10 @@ typedef struct {
   int has_seed;          /* nonzero: use seed below (else request seed + stream index) */
   uint64_t seed;
   int first_token_rank;  /* >= 0: start with the k-th most likely token (0 = greedy); -1 off */
+  /* Nonzero: this request runs the stream's adapter at adapter_scale (>= 0)
+   * instead of its loaded scale; streams of one adapter share one scale. */
+  int has_adapter_scale;
+  float adapter_scale;
 } chorus_stream_options;
 
 typedef struct {
@@ -233,6 +242,7 @@ typedef struct {
   double load_seconds;      /* reading the model and adapters */
   double pack_seconds;      /* repacking weights and allocating the engine */
   int ds2d;                 /* 1 when DS2D is on (after any "auto" fallback) */
+  const char* kv_type;      /* "f16" or "f32" */
 } chorus_runtime_info;
 void chorus_runtime_info_init(chorus_runtime_info* info);
 int chorus_runtime_get_info(chorus_runtime* runtime, chorus_runtime_info* out);

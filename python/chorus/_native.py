@@ -18,12 +18,13 @@ class RuntimeOptions(ctypes.Structure):
                 ("adapter_slots", c_int), ("adapter_max_rank", c_int), ("weights", c_char_p),
                 ("output_head", c_char_p), ("ds2d", c_char_p), ("ds2d_forecasts", c_strings),
                 ("n_ds2d_forecasts", c_int), ("ds2d_budget", c_int), ("ds2d_ngram", c_int),
-                ("ds2d_row_cost", c_float)]
+                ("ds2d_row_cost", c_float), ("ds2d_find_forecasts", c_int), ("kv_type", c_char_p)]
 
 
 class StreamOptions(ctypes.Structure):
     _fields_ = [("struct_size", c_size_t), ("adapter", c_char_p), ("suffix", c_char_p),
-                ("has_seed", c_int), ("seed", c_uint64), ("first_token_rank", c_int)]
+                ("has_seed", c_int), ("seed", c_uint64), ("first_token_rank", c_int),
+                ("has_adapter_scale", c_int), ("adapter_scale", c_float)]
 
 
 class Request(ctypes.Structure):
@@ -53,7 +54,7 @@ class RuntimeInfo(ctypes.Structure):
                 ("trained_context", c_int), ("context", c_int), ("max_streams", c_int),
                 ("adapter_slots", c_int), ("adapter_max_rank", c_int), ("kernels", c_char_p),
                 ("weight_bytes", c_size_t), ("kv_bytes", c_size_t), ("load_seconds", c_double),
-                ("pack_seconds", c_double), ("ds2d", c_int)]
+                ("pack_seconds", c_double), ("ds2d", c_int), ("kv_type", c_char_p)]
 
 
 TOKEN_CALLBACK = ctypes.CFUNCTYPE(c_int, c_void_p, c_int, c_int32, ctypes.POINTER(ctypes.c_char), c_size_t)

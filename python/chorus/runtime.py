@@ -49,11 +49,13 @@ def _set_fields(struct, settings, what, skip=()):
 class Stream:
     """One stream of a request: its adapter (None: the base model), a text
     after the shared prompt for it alone, its own seed (None: request seed +
-    index) and, when >= 0, the rank of its first token (0 = greedy)."""
+    index), when >= 0, the rank of its first token (0 = greedy), and the
+    adapter's scale for this request (None: the loaded scale)."""
     adapter: Optional[str] = None
     suffix: Optional[str] = None
     seed: Optional[int] = None
     first_token_rank: int = -1
+    adapter_scale: Optional[float] = None
 
 
 @dataclasses.dataclass
@@ -88,8 +90,9 @@ class Runtime:
     Settings are chorus_runtime_options' fields: threads, context,
     max_streams, max_rows, adapter_slots, adapter_max_rank, weights,
     output_head, tokenizer, ds2d ("off", "on", "auto"), ds2d_budget,
-    ds2d_ngram, ds2d_row_cost; ds2d_forecasts is a list of paths. One thread
-    at a time, except cancel()."""
+    ds2d_ngram, ds2d_row_cost, ds2d_find_forecasts, kv_type ("f16", "f32");
+    ds2d_forecasts is a list of paths. One thread at a time, except
+    cancel()."""
 
     def __init__(self, model: str, ds2d_forecasts: Sequence[str] = (), **settings):
         options = _native.RuntimeOptions()
@@ -175,7 +178,10 @@ class Runtime:
         """Runs a request. Settings are chorus_request's fields: n_predict,
         add_bos, ignore_eos, temperature, top_k, top_p, min_p, repeat_penalty,
         repeat_last_n, seed, speculate. on_token(stream, token, piece) is
-        called per token; returning False stops that stream."""
+        called per token; returning False stops that stream. The piece may
+        be "" while text is held back (it may begin a stop string, or ends
+        inside a UTF-8 character); held-back text that turns out not to be
+        a stop arrives later, at the end with token -1."""
         req = _native.Request()
         lib.chorus_request_init(ctypes.byref(req))
         _set_fields(req, settings, "generate", skip=("prompt", "streams", "n_streams", "stop", "n_stop"))
@@ -187,6 +193,8 @@ class Runtime:
             c.adapter, c.suffix = _bytes(s.adapter), _bytes(s.suffix)
             c.has_seed, c.seed = int(s.seed is not None), s.seed or 0
             c.first_token_rank = s.first_token_rank
+            c.has_adapter_scale = int(s.adapter_scale is not None)
+            c.adapter_scale = s.adapter_scale or 0.0
         req.streams = c_streams
         req.n_streams = len(streams)
         stops, keep = _string_array(stop)

@@ -134,6 +134,8 @@ chorus::RuntimeOptions runtime_options(const chorus_runtime_options& o) {
   sp.budget = o.ds2d_budget;
   sp.ngram = o.ds2d_ngram != 0;
   sp.row_cost = o.ds2d_row_cost;
+  sp.find_forecasts = o.ds2d_find_forecasts != 0;
+  if (o.kv_type != nullptr) opt.kv_type = o.kv_type;
   return opt;
 }
 
@@ -180,6 +182,7 @@ void chorus_runtime_options_init(chorus_runtime_options* o) {
   o->ds2d_budget = d.speculation.budget;
   o->ds2d_ngram = d.speculation.ngram ? 1 : 0;
   o->ds2d_row_cost = d.speculation.row_cost;
+  o->ds2d_find_forecasts = d.speculation.find_forecasts ? 1 : 0;
 }
 
 void chorus_stream_options_init(chorus_stream_options* o) {
@@ -321,6 +324,10 @@ chorus_result* chorus_generate(chorus_runtime* rt, const chorus_request* request
     }
     // The caller's elements are struct_size apart (its header's sizeof).
     const size_t stride = r.n_streams > 0 ? r.streams[0].struct_size : 0;
+    if (stride % alignof(chorus_stream_options) != 0) {
+      throw chorus::Error("request.streams[0]", "struct_size " + std::to_string(stride) +
+                                                   " is no size of chorus_stream_options (call chorus_stream_options_init)");
+    }
     for (int i = 0; i < r.n_streams; ++i) {
       const auto* in = reinterpret_cast<const chorus_stream_options*>(
           reinterpret_cast<const char*>(r.streams) + stride * static_cast<size_t>(i));
@@ -337,6 +344,7 @@ chorus_result* chorus_generate(chorus_runtime* rt, const chorus_request* request
       if (s.suffix != nullptr) so.suffix = s.suffix;
       if (s.has_seed) so.seed = s.seed;
       so.first_token_rank = s.first_token_rank;
+      if (s.has_adapter_scale) so.adapter_scale = s.adapter_scale;
       req.streams.push_back(std::move(so));
     }
     const size_t k = std::max<size_t>(1, req.streams.size());
@@ -505,6 +513,7 @@ int chorus_runtime_get_info(chorus_runtime* rt, chorus_runtime_info* out) {
     full.load_seconds = i.load_seconds;
     full.pack_seconds = i.pack_seconds;
     full.ds2d = i.speculation ? 1 : 0;
+    full.kv_type = rt->info.kv_type.c_str();
     return write_struct(full, out, f, "out") ? 0 : -1;
   });
 }

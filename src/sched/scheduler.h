@@ -91,8 +91,9 @@ struct SchedResult {
 
 struct SchedRequest {
   // prompt, streams, limits (n_predict per stream, ignore_eos, the
-  // tokenizer for end-of-generation tokens) and stop strings, with the
-  // meaning they have for run_streams (decode/multi_stream.h).
+  // tokenizer for end-of-generation tokens), with the meaning they have
+  // for run_streams (decode/multi_stream.h). Stop strings are text, applied
+  // by the caller above (api/stop_matcher.h): on_token returns false.
   MultiStreamRequest work;
   // Called on the scheduler's thread for each reported token; false stops
   // that stream (kCallback). May be empty. Must not throw; may call submit

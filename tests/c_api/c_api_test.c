@@ -56,12 +56,13 @@ static int read_named_ids(const char* path, const char* name, int* ids, int max)
            chorus_last_error(), words);                                          \
   } while (0)
 
+/* Counts tokens per stream; the last call with token -1 only hands over
+ * text that was held back, and is no token. */
 static int count_tokens(void* user, int stream, int32_t token, const char* piece, size_t len) {
-  (void)token;
   (void)piece;
   (void)len;
   int* counts = (int*)user;
-  if (stream >= 0 && stream < 2) counts[stream]++;
+  if (token >= 0 && stream >= 0 && stream < 2) counts[stream]++;
   return 1;
 }
 
@@ -129,6 +130,9 @@ static void test_errors(chorus_runtime* rt, const char* model) {
   chorus_runtime_options_init(&opt);
   opt.ds2d = "maybe";
   EXPECT_ERROR(chorus_runtime_open(model, &opt) == NULL, "ds2d: must be off, on or auto, got 'maybe'");
+  chorus_runtime_options_init(&opt);
+  opt.kv_type = "q8";
+  EXPECT_ERROR(chorus_runtime_open(model, &opt) == NULL, "kv_type: unknown KV cache type 'q8' (expected f16 or f32)");
   chorus_runtime_options_init(&opt);
   opt.ds2d = "on";
   opt.ds2d_budget = 100000;
@@ -302,6 +306,19 @@ static void test_stop(chorus_runtime* rt) {
     EXPECT(strcmp(chorus_result_finish_reason(res, 0), "stop") == 0, "finish %s (stop '%s')",
            chorus_result_finish_reason(res, 0), stop);
     EXPECT(n <= 22 && same_ids(ids, reference, n), "%d tokens before the stop string", n);
+    /* The text ends right before the first occurrence of the stop string. */
+    chorus_request plain;
+    greedy(&plain, "", 100);
+    chorus_result* all = chorus_generate(rt, &plain, NULL, NULL);
+    EXPECT(all != NULL, "generate: %s", chorus_last_error());
+    if (all != NULL) {
+      const char* text = chorus_result_text(res, 0);
+      const char* whole = chorus_result_text(all, 0);
+      const char* at = strstr(whole, stop);
+      EXPECT(at != NULL && strlen(text) == (size_t)(at - whole) && strncmp(text, whole, strlen(text)) == 0,
+             "text '%s' should be the reference text up to '%s'", text, stop);
+      chorus_result_free(all);
+    }
     chorus_result_free(res);
   }
   chorus_free(stop);
@@ -483,7 +500,8 @@ static void test_tokens_and_info(chorus_runtime* rt, const char* model) {
   EXPECT(chorus_runtime_get_info(rt, &info) == 0, "info: %s", chorus_last_error());
   EXPECT(strcmp(info.model_path, model) == 0 && info.n_vocab == 512 && info.context == 256 &&
              info.adapter_slots == 1 && info.adapter_max_rank == 8 && info.kernels != NULL &&
-             strlen(info.kernels) > 0 && info.weight_bytes > 0 && info.ds2d == 0,
+             strlen(info.kernels) > 0 && info.weight_bytes > 0 && info.ds2d == 0 && info.kv_type != NULL &&
+             strcmp(info.kv_type, "f16") == 0,
          "info: %s vocab %d context %d kernels %s", info.model_path, info.n_vocab, info.context,
          info.kernels ? info.kernels : "(null)");
   /* A caller whose header ends at kernels: nothing past it is written. */
