@@ -7,7 +7,7 @@
 # can change without an ABI change. SONAME libchorus.so.0: the 0 goes up
 # when an exported signature or a public struct's layout changes
 # incompatibly (appending fields to a C struct with struct_size does not).
-set(chorus_library_layers util gguf kernels model engine decode api)
+set(chorus_library_layers util gguf kernels model engine decode chat api)
 set(chorus_library_objects)
 foreach(layer ${chorus_library_layers})
   list(APPEND chorus_library_objects $<TARGET_OBJECTS:chorus_${layer}>)

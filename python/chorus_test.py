@@ -1,6 +1,6 @@
 """The Python module against the reference ids: greedy decoding, streams,
-the bundled style adapters, DS2D, stop strings, cancellation, tokenize and
-errors. Run by ctest (`python`) with CHORUS_LIBRARY and CHORUS_SOURCE_DIR."""
+the bundled style adapters, DS2D, stop strings, chat formatting,
+cancellation, tokenize and errors. Run by ctest (`python`) with CHORUS_LIBRARY and CHORUS_SOURCE_DIR."""
 import os
 import threading
 import unittest
@@ -136,6 +136,23 @@ class ChorusTest(unittest.TestCase):
             self.assertEqual(rt.info()["kv_bytes"], 2 * info["kv_bytes"])
             self.assertEqual(rt.generate("", n_predict=100, **GREEDY).streams[0].tokens, self.reference)
         self.assertEqual(chorus.version(), "0.1.0")
+
+    def test_chat_format(self):
+        conversation = [{"role": "system", "content": "Tell a story."},
+                        {"role": "user", "content": "Once upon a time"}]
+        text, add_bos = self.rt.chat_format(conversation, template="chatml")
+        self.assertEqual(text, "<|im_start|>system\nTell a story.<|im_end|>\n<|im_start|>user\n"
+                               "Once upon a time<|im_end|>\n<|im_start|>assistant\n")
+        self.assertTrue(add_bos)
+        text, add_bos = self.rt.chat_format(conversation[1:], template="llama2")
+        self.assertEqual((text, add_bos), ("<s>[INST] Once upon a time [/INST]", False))
+        r = self.rt.generate(text, n_predict=4, add_bos=add_bos, parse_special=True, **GREEDY)
+        self.assertEqual(r.prompt_tokens[0], 1)
+        self.assertNotEqual(r.prompt_tokens[1], 1)
+        with self.assertRaisesRegex(chorus.Error, "the model has no chat template"):
+            self.rt.chat_format(conversation)
+        with self.assertRaisesRegex(chorus.Error, "System role not supported"):
+            self.rt.chat_format(conversation, template="gemma")
 
     def test_cancel_from_another_thread(self):
         started, cancelled = threading.Event(), threading.Event()

@@ -27,7 +27,7 @@
  *   chorus_runtime_close(rt);
  *
  * Link with -lchorus (pkg-config chorus, or CMake find_package(chorus) and
- * chorus::chorus). Chat-template formatting is not part of this API yet.
+ * chorus::chorus).
  *
  * ERRORS. Functions returning a pointer return NULL, functions returning
  * int return -1; chorus_last_error() then says what is wrong in one line,
@@ -131,6 +131,9 @@ typedef struct {
   const char* const* stop; /* a stream stops when its text contains one of these */
   int n_stop;
   int speculate;         /* default 1; 0 decodes this request plainly even with DS2D on */
+  /* Nonzero: special token texts in the prompt ("<|im_start|>", "<s>", ...)
+   * become those tokens, as a chat template's output needs (default 0). */
+  int parse_special;
 } chorus_request;
 
 /* Per generated token: the stream's index in the request, the token id, and
@@ -226,6 +229,25 @@ int chorus_tokenize(chorus_runtime* runtime, const char* text, int add_bos, int3
  * Every id must be in the vocabulary. */
 char* chorus_detokenize(chorus_runtime* runtime, const int32_t* ids, int n);
 void chorus_free(void* p);
+
+/* Chat formatting: a conversation as the model's Jinja chat template renders
+ * it, byte for byte (the common families are recognised: ChatML, Llama 2/3,
+ * Zephyr, Mistral, Gemma, Phi-3). This struct never grows. */
+typedef struct {
+  const char* role;     /* "system", "user", "assistant" */
+  const char* content;
+} chorus_chat_message;
+/* The prompt for n messages, allocated (free it with chorus_free), or NULL
+ * with chorus_last_error (an unrecognised template, which names the choices;
+ * a conversation the template refuses, with its message). `template_choice`:
+ * a template name ("chatml", "llama3", ...), a path to a Jinja template
+ * file, or NULL for the model's own (GGUF tokenizer.chat_template).
+ * add_generation_prompt nonzero opens the assistant's turn. *add_bos (when
+ * not NULL) is what chorus_request.add_bos must be (0 when the template
+ * wrote BOS itself); generate the prompt with parse_special = 1. */
+char* chorus_chat_format(chorus_runtime* runtime, const char* template_choice,
+                         const chorus_chat_message* messages, int n_messages,
+                         int add_generation_prompt, int* add_bos);
 
 typedef struct {
   size_t struct_size;       /* sizeof(chorus_runtime_info), set by _init */

@@ -13,7 +13,8 @@ multi-stream decoding and DS2D speculation, over libchorus.so's C API
 
 The library is $CHORUS_LIBRARY, else the one installed beside this module,
 else the system's libchorus.so.0. Errors raise chorus.Error with the
-library's one-line message. Chat-template formatting is not offered yet.
+library's one-line message. Runtime.chat_format renders a conversation with
+the model's chat template (or a named one).
 """
 from .runtime import Ds2dReport, Error, Result, Runtime, Stream, StreamResult, version
 

@@ -21,6 +21,10 @@ class RuntimeOptions(ctypes.Structure):
                 ("ds2d_row_cost", c_float), ("ds2d_find_forecasts", c_int), ("kv_type", c_char_p)]
 
 
+class ChatMessage(ctypes.Structure):
+    _fields_ = [("role", c_char_p), ("content", c_char_p)]
+
+
 class StreamOptions(ctypes.Structure):
     _fields_ = [("struct_size", c_size_t), ("adapter", c_char_p), ("suffix", c_char_p),
                 ("has_seed", c_int), ("seed", c_uint64), ("first_token_rank", c_int),
@@ -33,7 +37,8 @@ class Request(ctypes.Structure):
                 ("top_k", c_int), ("top_p", c_float), ("min_p", c_float),
                 ("repeat_penalty", c_float), ("repeat_last_n", c_int), ("seed", c_uint64),
                 ("streams", ctypes.POINTER(StreamOptions)), ("n_streams", c_int),
-                ("stop", c_strings), ("n_stop", c_int), ("speculate", c_int)]
+                ("stop", c_strings), ("n_stop", c_int), ("speculate", c_int),
+                ("parse_special", c_int)]
 
 
 class Timings(ctypes.Structure):
@@ -91,6 +96,8 @@ _SIGNATURES = {
     "chorus_tokenize": (c_int, [c_void_p, c_char_p, c_int, _ids, c_int]),
     "chorus_detokenize": (c_void_p, [c_void_p, _ids, c_int]),
     "chorus_free": (None, [c_void_p]),
+    "chorus_chat_format": (c_void_p, [c_void_p, c_char_p, ctypes.POINTER(ChatMessage), c_int, c_int,
+                                      ctypes.POINTER(c_int)]),
     "chorus_runtime_get_info": (c_int, [c_void_p, ctypes.POINTER(RuntimeInfo)]),
 }
 

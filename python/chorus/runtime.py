@@ -159,6 +159,25 @@ class Runtime:
         finally:
             lib.chorus_free(p)
 
+    def chat_format(self, messages: Sequence[dict], template: Optional[str] = None,
+                    add_generation_prompt: bool = True):
+        """The prompt the chat template renders for messages ({"role", "content"}
+        dicts): the model's own template, or `template` (a name such as
+        "chatml", or a Jinja file). Returns (text, add_bos): generate it with
+        add_bos=add_bos, parse_special=True."""
+        turns = (_native.ChatMessage * max(1, len(messages)))()
+        for c, m in zip(turns, messages):
+            c.role, c.content = _bytes(m["role"]), _bytes(m["content"])
+        add_bos = ctypes.c_int(1)
+        p = lib.chorus_chat_format(self._handle(), _bytes(template), turns, len(messages),
+                                   int(add_generation_prompt), ctypes.byref(add_bos))
+        if not p:
+            _raise_last_error()
+        try:
+            return ctypes.string_at(p).decode("utf-8"), bool(add_bos.value)
+        finally:
+            lib.chorus_free(p)
+
     def info(self) -> dict:
         info = _native.RuntimeInfo()
         lib.chorus_runtime_info_init(ctypes.byref(info))

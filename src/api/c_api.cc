@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "chat/chat_template.h"
 #include "chorus/chorus.h"
 
 struct chorus_runtime {
@@ -317,6 +318,7 @@ chorus_result* chorus_generate(chorus_runtime* rt, const chorus_request* request
     req.sampling.repeat_last_n = r.repeat_last_n;
     req.sampling.seed = r.seed;
     req.speculate = r.speculate != 0;
+    req.parse_special = r.parse_special != 0;
     req.stop = strings(r.stop, r.n_stop, "request.stop");
     if (r.n_streams < 0 || (r.n_streams > 0 && r.streams == nullptr)) {
       throw chorus::Error("request.streams", "n_streams > 0 needs an array, got n_streams = " +
@@ -492,6 +494,39 @@ char* chorus_detokenize(chorus_runtime* rt, const int32_t* ids, int n) {
 }
 
 void chorus_free(void* p) { std::free(p); }
+
+char* chorus_chat_format(chorus_runtime* rt, const char* template_choice,
+                         const chorus_chat_message* messages, int n_messages,
+                         int add_generation_prompt, int* add_bos) {
+  const char* f = "chorus_chat_format";
+  if (!require(rt, f, "runtime")) return nullptr;
+  if (n_messages < 0 || (n_messages > 0 && messages == nullptr)) {
+    set_error(std::string(f) + ": n_messages > 0 needs a messages array, got n_messages = " +
+              std::to_string(n_messages));
+    return nullptr;
+  }
+  return guarded<char*>(nullptr, [&]() -> char* {
+    std::vector<chorus::chat::Message> turns;
+    for (int i = 0; i < n_messages; ++i) {
+      const std::string where = "messages[" + std::to_string(i) + "]";
+      if (messages[i].role == nullptr) throw chorus::Error(where, "role is NULL");
+      if (messages[i].content == nullptr) throw chorus::Error(where, "content is NULL");
+      turns.push_back({messages[i].role, messages[i].content});
+    }
+    const chorus::chat::ChatTemplate t = chorus::chat::choose_template(
+        template_choice != nullptr ? template_choice : "", rt->info.chat_template);
+    chorus::chat::RenderOptions options;
+    options.add_generation_prompt = add_generation_prompt != 0;
+    options.bos_token = rt->info.bos_token;
+    options.eos_token = rt->info.eos_token;
+    const chorus::chat::ChatPrompt p = chorus::chat::chat_prompt(t, turns, options);
+    char* out = static_cast<char*>(std::malloc(p.text.size() + 1));
+    if (out == nullptr) throw std::bad_alloc();
+    std::memcpy(out, p.text.c_str(), p.text.size() + 1);
+    if (add_bos != nullptr) *add_bos = p.add_bos ? 1 : 0;
+    return out;
+  });
+}
 
 int chorus_runtime_get_info(chorus_runtime* rt, chorus_runtime_info* out) {
   const char* f = "chorus_runtime_get_info";

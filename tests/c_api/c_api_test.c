@@ -482,6 +482,48 @@ static void test_cancel(chorus_runtime* rt) {
   chorus_result_free(res);
 }
 
+/* Chat formatting: stories260K carries no template, so one is named; the
+ * text is what the real template renders (see tests/data/chat_templates). */
+static void test_chat(chorus_runtime* rt) {
+  const chorus_chat_message conversation[2] = {{"system", "Tell a story."}, {"user", "Once upon a time"}};
+  int add_bos = -1;
+  EXPECT_ERROR(chorus_chat_format(rt, NULL, conversation, 2, 1, &add_bos) == NULL,
+               "the model has no chat template (tokenizer.chat_template); pass --chat-template NAME");
+  char* text = chorus_chat_format(rt, "chatml", conversation, 2, 1, &add_bos);
+  EXPECT(text != NULL && strcmp(text,
+                                "<|im_start|>system\nTell a story.<|im_end|>\n<|im_start|>user\n"
+                                "Once upon a time<|im_end|>\n<|im_start|>assistant\n") == 0 &&
+             add_bos == 1,
+         "chatml: '%s' add_bos %d", text ? text : chorus_last_error(), add_bos);
+  chorus_free(text);
+  text = chorus_chat_format(rt, "llama2", conversation + 1, 1, 1, &add_bos);
+  EXPECT(text != NULL && strcmp(text, "<s>[INST] Once upon a time [/INST]") == 0 && add_bos == 0,
+         "llama2 writes BOS itself: '%s' add_bos %d", text ? text : chorus_last_error(), add_bos);
+  if (text != NULL) {
+    /* Generated with parse_special, the template's "<s>" is the BOS token. */
+    chorus_request req;
+    greedy(&req, text, 4);
+    req.add_bos = add_bos;
+    req.parse_special = 1;
+    chorus_result* res = chorus_generate(rt, &req, NULL, NULL);
+    EXPECT(res != NULL, "generate the chat: %s", chorus_last_error());
+    if (res != NULL) {
+      const int32_t* ids = NULL;
+      const int n = chorus_result_prompt_tokens(res, &ids);
+      EXPECT(n > 1 && ids[0] == 1 && ids[1] != 1, "one BOS token first, got %d tokens", n);
+      chorus_result_free(res);
+    }
+  }
+  chorus_free(text);
+  EXPECT_ERROR(chorus_chat_format(rt, "gemma", conversation, 2, 1, NULL) == NULL, "System role not supported");
+  EXPECT_ERROR(chorus_chat_format(rt, "no-such", conversation, 2, 1, NULL) == NULL,
+               "'no-such' is neither a template name (one of: chatml");
+  const chorus_chat_message no_role[1] = {{NULL, "x"}};
+  EXPECT_ERROR(chorus_chat_format(rt, "chatml", no_role, 1, 1, NULL) == NULL, "messages[0]: role is NULL");
+  EXPECT_ERROR(chorus_chat_format(rt, "chatml", NULL, 2, 1, NULL) == NULL,
+               "chorus_chat_format: n_messages > 0 needs a messages array");
+}
+
 static void test_tokens_and_info(chorus_runtime* rt, const char* model) {
   int32_t ids[8];
   const int32_t want[5] = {1, 403, 407, 261, 378};
@@ -555,6 +597,7 @@ int main(int argc, char** argv) {
   test_adapter(rt, dog);
   test_cancel(rt);
   test_tokens_and_info(rt, model);
+  test_chat(rt);
   test_errors(rt, model);
   chorus_runtime_close(rt);
   test_ds2d(model, dog, forecast, dog_forecast);
