@@ -4,6 +4,7 @@
 # Test binaries run under qemu user-mode emulation with every optional
 # instruction (dotprod, i8mm, fp16) present. scripts/test_arm64.sh sets it all up:
 #   cmake -S . -B build-arm64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCHORUS_KERNELS_ONLY=ON
+#   cmake -S . -B build-arm64-lib -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCHORUS_LIBRARY_ONLY=ON
 set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR aarch64)
 set(CMAKE_LIBRARY_ARCHITECTURE aarch64-linux-gnu)

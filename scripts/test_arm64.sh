@@ -6,10 +6,16 @@
 # tested, then again with CHORUS_ISA set to each table. CPUs with fewer
 # extensions must offer fewer tables: cortex-a76 (dotprod, no i8mm)
 # generic and neon_dotprod, cortex-a57 (neither) only generic.
-#   scripts/test_arm64.sh            build in build-arm64/ and test
+# Then builds libchorus.so for ARM64 (without the tool and the server:
+# -DCHORUS_LIBRARY_ONLY=ON), checks its SONAME, and runs the C API test
+# (tests/c_api/c_api_test.c, linked against the library: the 100 reference
+# ids, adapters, streams, DS2D, cancellation, error messages) under qemu on
+# `-cpu max`, where the library picks the neon_i8mm table.
+#   scripts/test_arm64.sh            build in build-arm64/ (kernels) and
+#                                    build-arm64-lib/ (library), and test
 # Installs what is missing from Debian 12 (as root or with sudo): the cross
-# compiler, qemu-user, and the arm64 builds of GoogleTest, fmt and Highway
-# (multiarch: dpkg --add-architecture arm64).
+# compiler, qemu-user, nlohmann-json, and the arm64 builds of GoogleTest,
+# fmt, Highway and ICU (multiarch: dpkg --add-architecture arm64).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=build-arm64
@@ -20,8 +26,8 @@ SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
 step "checking packages"
-host_pkgs=(cmake ninja-build g++-aarch64-linux-gnu qemu-user)
-arm_pkgs=(libgtest-dev:arm64 libgmock-dev:arm64 libfmt-dev:arm64 libhwy-dev:arm64)
+host_pkgs=(cmake ninja-build g++-aarch64-linux-gnu qemu-user nlohmann-json3-dev)
+arm_pkgs=(libgtest-dev:arm64 libgmock-dev:arm64 libfmt-dev:arm64 libhwy-dev:arm64 libicu-dev:arm64)
 missing=()
 for p in "${host_pkgs[@]}"; do
   if [[ $p == qemu-user ]] && { command -v qemu-aarch64 || command -v qemu-aarch64-static; } >/dev/null; then continue; fi
@@ -41,7 +47,7 @@ qemu=$(command -v qemu-aarch64 || command -v qemu-aarch64-static)
 
 step "configuring $dir (cmake/aarch64-linux-gnu.cmake, CHORUS_KERNELS_ONLY=ON)"
 launcher=()
-command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/aarch64-linux-gnu.cmake" -DCHORUS_KERNELS_ONLY=ON \
   "${launcher[@]}" >/dev/null
@@ -72,5 +78,39 @@ for isa in neon_i8mm neon_dotprod generic; do
   step "running chorus_kernels_test under qemu-aarch64 -cpu max with CHORUS_ISA=$isa"
   CHORUS_ISA=$isa "$qemu" -cpu max "$test_bin" --gtest_brief=1
 done
+
+# The shared library: every layer but the tool and the server, in its own
+# build folder so the kernel build above stays free of ICU and JSON.
+lib_dir=build-arm64-lib
+step "configuring $lib_dir (cmake/aarch64-linux-gnu.cmake, CHORUS_LIBRARY_ONLY=ON)"
+cmake -S . -B "$lib_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/aarch64-linux-gnu.cmake" -DCHORUS_LIBRARY_ONLY=ON \
+  "${launcher[@]}" >/dev/null
+
+step "building chorus_shared (libchorus.so) and chorus_c_api_test"
+cmake --build "$lib_dir" --target chorus_shared chorus_c_api_test -j"$jobs"
+
+lib="$lib_dir/libchorus.so"
+machine=$(readelf -h "$lib" | sed -n 's/^ *Machine: *//p')
+soname=$(readelf -d "$lib" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+step "libchorus.so: machine '$machine', SONAME '$soname'"
+if [[ $machine != AArch64 || $soname != libchorus.so.0 ]]; then
+  echo "arm64: expected an AArch64 libchorus.so with SONAME libchorus.so.0, got '$machine' and '$soname'" >&2; exit 1
+fi
+
+# The test finds libchorus.so through the build folder's RUNPATH and the
+# arm64 libraries (ICU, fmt, Highway) in their multiarch directories.
+step "running chorus_c_api_test under qemu-aarch64 -cpu max"
+c_api_log="$lib_dir/c_api_test.log"
+status=0
+"$qemu" -cpu max "$lib_dir/chorus_c_api_test" "$PWD" >"$c_api_log" 2>&1 || status=$?
+cat "$c_api_log"
+if ((status != 0)); then
+  echo "arm64: chorus_c_api_test failed (exit status $status)" >&2; exit 1
+fi
+# The library must have run the widest table, not fallen back to generic.
+if ! grep -qx "c_api: kernels neon_i8mm" "$c_api_log"; then
+  echo "arm64: chorus_c_api_test did not run the neon_i8mm table on -cpu max" >&2; exit 1
+fi
 
 step "done"
