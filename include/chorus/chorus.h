@@ -135,17 +135,36 @@ struct Request {
   // With speculation enabled in the runtime: false decodes this request
   // plainly (for comparisons, or requests that should not pay for drafts).
   bool speculate = true;
+  // >= 0: StreamResult::logprobs reports each generated token's
+  // log-probability under the model's distribution and this many most
+  // likely alternatives (0..20); -1: off.
+  int logprobs = -1;
 };
 
 enum class FinishReason { kLength, kEndOfGeneration, kStopString, kCallback };
 // "length", "eog", "stop", "callback".
 const char* to_string(FinishReason r);
 
+// A token and its log-probability: the log-softmax of the raw logits it was
+// chosen from, before repetition penalty, top-k/p/min-p and temperature
+// (the model's distribution, as OpenAI reports it). Identical with and
+// without speculation and in every stream.
+struct TokenLogprob {
+  int32_t token = -1;
+  std::string bytes;  // the token's own bytes (may be part of a UTF-8 character)
+  float logprob = 0;
+};
+
+struct GeneratedLogprob : TokenLogprob {
+  std::vector<TokenLogprob> top;  // Request::logprobs most likely, most likely first
+};
+
 struct StreamResult {
   int stream = 0;
   std::string adapter;          // empty: base model
   std::string text;             // the generated text (valid UTF-8)
   std::vector<int32_t> tokens;  // the generated ids
+  std::vector<GeneratedLogprob> logprobs;  // [t]: tokens[t]'s, with Request::logprobs >= 0
   FinishReason finish = FinishReason::kLength;
   int prompt_tokens = 0;           // shared prompt + own suffix
   double first_token_seconds = 0;  // since the request started
@@ -195,6 +214,10 @@ struct Result {
 // every stream finished. StreamResult::tokens holds every generated token,
 // those of a stop string included.
 using TokenCallback = std::function<bool(int stream, int32_t token, std::string_view piece)>;
+// With Request::logprobs >= 0: called for each generated token right before
+// the TokenCallback call of that token, with its log-probabilities (what
+// StreamResult::logprobs collects), e.g. to stream them.
+using LogprobCallback = std::function<void(int stream, const GeneratedLogprob& logprob)>;
 
 struct RuntimeInfo {
   std::string model_path;
@@ -238,6 +261,8 @@ class Runtime {
   std::vector<std::string> adapters() const;  // names of the loaded ones
 
   Result generate(const Request& request, const TokenCallback& on_token = {});
+  Result generate(const Request& request, const TokenCallback& on_token,
+                  const LogprobCallback& on_logprob);
 
   // parse_special: as Request::parse_special.
   std::vector<int32_t> tokenize(std::string_view text, bool add_bos, bool parse_special = false) const;

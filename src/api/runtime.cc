@@ -285,6 +285,11 @@ RuntimeInfo Runtime::info() const {
 }
 
 Result Runtime::generate(const Request& request, const TokenCallback& on_token) {
+  return generate(request, on_token, {});
+}
+
+Result Runtime::generate(const Request& request, const TokenCallback& on_token,
+                         const LogprobCallback& on_logprob) {
   Engine& engine = *impl_->engine;
   const Tokenizer& tok = impl_->tokenizer();
   const std::vector<StreamOptions> one_stream(1);
@@ -297,6 +302,7 @@ Result Runtime::generate(const Request& request, const TokenCallback& on_token) 
   check(!req.prompt.empty(), "prompt", "is empty and no BOS token is added");
   req.limits.ignore_eos = request.ignore_eos;
   req.limits.tokenizer = &tok;
+  req.limits.top_logprobs = request.logprobs;
   std::map<int, float> scales;  // per-request adapter scales by slot
   for (int i = 0; i < k; ++i) {
     const StreamOptions& so = streams[i];
@@ -317,6 +323,8 @@ Result Runtime::generate(const Request& request, const TokenCallback& on_token) 
     }
     req.streams.push_back(std::move(spec));
   }
+  check(request.logprobs >= -1 && request.logprobs <= kMaxTopLogprobs, "logprobs",
+        "must be -1 (off) or 0..{} alternatives, got {}", kMaxTopLogprobs, request.logprobs);
   check(request.n_predict >= -1, "n_predict", "must be -1 (fill the context) or >= 0, got {}",
         request.n_predict);
   if (request.n_predict >= 0) {
@@ -357,6 +365,18 @@ Result Runtime::generate(const Request& request, const TokenCallback& on_token) 
     for (const StreamOptions& so : streams) per_stream.push_back(impl_->forecast_for(so.adapter));
     loop = ds2d_decode_loop(impl_->ds2d, std::move(per_stream), &ds2d_stats, &impl_->tuner);
   }
+  std::vector<std::vector<GeneratedLogprob>> logprobs(k);
+  req.on_logprobs = [&](int i, const TokenLogprobs& lp) {
+    GeneratedLogprob g;
+    g.token = lp.id;
+    g.bytes = tok.token_bytes(lp.id);
+    g.logprob = lp.logprob;
+    for (size_t t = 0; t < lp.top_ids.size(); ++t) {
+      g.top.push_back({lp.top_ids[t], tok.token_bytes(lp.top_ids[t]), lp.top_logprobs[t]});
+    }
+    if (on_logprob) on_logprob(i, g);
+    logprobs[i].push_back(std::move(g));
+  };
   const MultiStreamResult r = run_streams(
       engine, req,
       [&](int i, int32_t id) {
@@ -401,6 +421,7 @@ Result Runtime::generate(const Request& request, const TokenCallback& on_token) 
     s.adapter = streams[i].adapter;
     s.text = std::move(texts[i]);
     s.tokens = o.tokens;
+    s.logprobs = std::move(logprobs[i]);
     s.finish = stops[i].stopped() ? FinishReason::kStopString : finish_reason(o.stop_reason);
     s.prompt_tokens = o.n_prompt;
     s.first_token_seconds = o.first_token_seconds;

@@ -3,12 +3,17 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
+#include <span>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "chorus/chorus.h"
+#include "decode/logits_source.h"
+#include "engine/engine.h"
+#include "engine/reference_forward.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "test_data/stories260k.h"
@@ -432,6 +437,112 @@ TEST(Runtime, FinishReasonNames) {
   EXPECT_STREQ(to_string(FinishReason::kEndOfGeneration), "eog");
   EXPECT_STREQ(to_string(FinishReason::kStopString), "stop");
   EXPECT_STREQ(to_string(FinishReason::kCallback), "callback");
+}
+
+// log p(id) of a logits row, computed plainly in double.
+double log_softmax(std::span<const float> logits, int32_t id) {
+  double max = logits[0];
+  for (float v : logits) max = std::max(max, static_cast<double>(v));
+  double sum = 0;
+  for (float v : logits) sum += std::exp(v - max);
+  return logits[id] - max - std::log(sum);
+}
+
+// Request::logprobs: the log-softmax of the model's raw logits for each
+// generated token: within 1e-5 of the logits the same engine computes one
+// token at a time (an EngineSource on an engine of the Runtime's options;
+// rows are exact, so these are the logits the Runtime read), and close to
+// the f32 reference pass (its weights are not the engine's packed ones).
+// The alternatives come most likely first and, for greedy decoding, start
+// with the chosen token.
+TEST(Runtime, LogprobsAreTheLogSoftmaxOfTheModelsLogits) {
+  Runtime rt(kModel, small());
+  Request req = greedy("Once upon a time", 12);
+  req.logprobs = 5;
+  const Result r = rt.generate(req);
+  const StreamResult& s = r.streams[0];
+  ASSERT_EQ(s.logprobs.size(), s.tokens.size());
+  const auto model = load_model(kModel);
+  EngineOptions eo;
+  eo.context = 256;
+  eo.max_streams = 1;
+  Engine engine(*model, eo);
+  EngineSource source(engine, *model);
+  ReferenceForward ref(*model, 256, KvType::kF16);
+  std::span<const float> logits = source.advance(r.prompt_tokens, 0);
+  std::vector<float> ref_logits = ref.forward_all(r.prompt_tokens);
+  int pos = static_cast<int>(r.prompt_tokens.size());
+  for (size_t t = 0; t < s.tokens.size(); ++t) {
+    const GeneratedLogprob& lp = s.logprobs[t];
+    EXPECT_EQ(lp.token, s.tokens[t]);
+    EXPECT_EQ(lp.bytes, model->tokenizer->token_bytes(lp.token));
+    EXPECT_NEAR(lp.logprob, log_softmax(logits, lp.token), 1e-5) << "token " << t;
+    EXPECT_NEAR(lp.logprob, log_softmax(ref_logits, lp.token), 1e-3) << "token " << t;
+    EXPECT_LT(lp.logprob, 0.0f);
+    ASSERT_EQ(lp.top.size(), 5u);
+    EXPECT_EQ(lp.top[0].token, lp.token) << "greedy picks the most likely token";
+    EXPECT_EQ(lp.top[0].logprob, lp.logprob);
+    for (size_t a = 1; a < lp.top.size(); ++a) {
+      EXPECT_GE(lp.top[a - 1].logprob, lp.top[a].logprob);
+      EXPECT_NE(lp.top[a].token, lp.token);
+      EXPECT_EQ(lp.top[a].bytes, model->tokenizer->token_bytes(lp.top[a].token));
+    }
+    const std::vector<int32_t> fed = {lp.token};
+    logits = source.advance(fed, pos);
+    ref_logits = ref.forward_all(fed, pos);
+    ++pos;
+  }
+  // Off by default: nothing reported.
+  EXPECT_TRUE(rt.generate(greedy("Once upon a time", 4)).streams[0].logprobs.empty());
+  req.logprobs = 0;
+  const Result bare = rt.generate(req);
+  ASSERT_EQ(bare.streams[0].logprobs.size(), s.tokens.size());
+  EXPECT_TRUE(bare.streams[0].logprobs[0].top.empty());
+  EXPECT_EQ(bare.streams[0].logprobs[0].logprob, s.logprobs[0].logprob);
+  req.logprobs = 21;
+  EXPECT_THAT(error_of([&] { rt.generate(req); }),
+              HasSubstr("logprobs: must be -1 (off) or 0..20 alternatives, got 21"));
+}
+
+// DS2D verifies each token from the same logits row plain decoding reads,
+// and rows never depend on their neighbours: the log-probabilities are the
+// same bit for bit with and without speculation, and in every stream.
+TEST(Runtime, LogprobsAreIdenticalWithDs2dAndAcrossStreams) {
+  RuntimeOptions o = small();
+  o.speculation.enabled = true;
+  o.speculation.row_cost = 0;
+  o.speculation.forecasts = {test_data::source_path("models/stories260K.forecast.gguf")};
+  Runtime spec(kModel, o);
+  Runtime plain(kModel, small());
+  Request req = greedy("Once upon a time", 24);
+  req.logprobs = 3;
+  req.streams.resize(3);
+  const Result a = spec.generate(req);
+  EXPECT_GT(a.speculation.trees, 0);
+  EXPECT_GT(a.speculation.tau, 1.0) << "the test needs drafts accepted";
+  const Result b = plain.generate(req);
+  auto same = [](const StreamResult& x, const StreamResult& y) {
+    ASSERT_EQ(x.tokens, y.tokens);
+    ASSERT_EQ(x.logprobs.size(), y.logprobs.size());
+    for (size_t t = 0; t < x.logprobs.size(); ++t) {
+      EXPECT_EQ(x.logprobs[t].token, y.logprobs[t].token);
+      EXPECT_EQ(x.logprobs[t].logprob, y.logprobs[t].logprob) << "token " << t;
+      ASSERT_EQ(x.logprobs[t].top.size(), 3u);
+      ASSERT_EQ(y.logprobs[t].top.size(), 3u);
+      for (size_t k = 0; k < 3; ++k) {
+        EXPECT_EQ(x.logprobs[t].top[k].token, y.logprobs[t].top[k].token);
+        EXPECT_EQ(x.logprobs[t].top[k].logprob, y.logprobs[t].top[k].logprob);
+      }
+    }
+  };
+  for (int i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    same(a.streams[i], b.streams[i]);
+    same(a.streams[i], a.streams[0]);
+  }
+  // One stream alone: the same values again.
+  req.streams.resize(1);
+  same(plain.generate(req).streams[0], b.streams[0]);
 }
 
 }  // namespace

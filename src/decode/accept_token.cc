@@ -7,13 +7,14 @@
 
 namespace chorus {
 
-bool accept_token(StreamState& s, int index, int32_t id, const DecodeLimits& limits,
-                  const OnStreamToken& on_token) {
+bool accept_token(StreamState& s, int index, int32_t id, std::span<const float> logits,
+                  const DecodeLimits& limits, const OnStreamToken& on_token) {
   if (!limits.ignore_eos && limits.tokenizer != nullptr && limits.tokenizer->is_eog(id)) {
     s.done = true;
     s.stop_reason = StopReason::kEndOfGeneration;
     return false;
   }
+  if (limits.top_logprobs >= 0) token_logprobs(logits, id, limits.top_logprobs, &s.logprobs);
   s.history.push_back(id);
   s.next = id;
   ++s.n_generated;
@@ -48,7 +49,7 @@ bool accept_first_token(StreamState& s, int index, std::span<const float> logits
     return false;
   }
   const int32_t id = rank >= 0 ? ranked_token(logits, rank) : s.sampler->sample(logits, s.history);
-  return accept_token(s, index, id, limits, on_token);
+  return accept_token(s, index, id, logits, limits, on_token);
 }
 
 }  // namespace chorus

@@ -13,7 +13,8 @@
 namespace chorus {
 
 // Accepts `id` as the next token of stream `s` (index `index` for the
-// callback), which the model chose from the stream's last logits:
+// callback), which the model chose from `logits`, the stream's last logits
+// row (read only for limits.top_logprobs >= 0):
 //  - an end-of-generation token (Tokenizer::is_eog, unless ignore_eos) ends
 //    the stream and is not reported;
 //  - otherwise it joins the history, becomes s.next and is reported through
@@ -21,8 +22,8 @@ namespace chorus {
 //  - a stream that has reported limits.n_predict tokens ends (kLength); its
 //    last token is never fed, since nothing would read its logits.
 // Returns true while the stream goes on (s.done false).
-bool accept_token(StreamState& s, int index, int32_t id, const DecodeLimits& limits,
-                  const OnStreamToken& on_token);
+bool accept_token(StreamState& s, int index, int32_t id, std::span<const float> logits,
+                  const DecodeLimits& limits, const OnStreamToken& on_token);
 
 // The rank-th most likely token of `logits` (0 = argmax; ties go to the
 // lower id): the smart-reply way to start k distinct streams.

@@ -51,8 +51,9 @@ void decode_plain(Engine& engine, std::span<StreamState> streams, const DecodeLi
       for (size_t j = 0; j < rows.size(); ++j) {
         StreamState& s = streams[owner[j]];
         ++s.pos;
-        const int32_t id = s.sampler->sample(logits.subspan(j * n_vocab, n_vocab), s.history);
-        accept_token(s, owner[j], id, limits, on_token);
+        const std::span<const float> row = logits.subspan(j * n_vocab, n_vocab);
+        const int32_t id = s.sampler->sample(row, s.history);
+        accept_token(s, owner[j], id, row, limits, on_token);
       }
     }
     if (!any) return;

@@ -29,7 +29,8 @@ void walk_tree(std::span<const DraftNode> nodes, std::span<const float> logits, 
   }
   for (;;) {
     const size_t row = static_cast<size_t>(nodes[node].row);
-    int32_t id = s.sampler->sample(logits.subspan(row * n_vocab, n_vocab), s.history);
+    const std::span<const float> row_logits = logits.subspan(row * n_vocab, n_vocab);
+    int32_t id = s.sampler->sample(row_logits, s.history);
     if (replay && walk->n_commit < replay_accepted) {
       // The child whose subtree reaches deepest, so the trace's length is
       // met whenever the tree allows it; ties to the likeliest (first).
@@ -43,7 +44,7 @@ void walk_tree(std::span<const DraftNode> nodes, std::span<const float> logits, 
     }
     walk->model_tokens.push_back(id);
     // The plain loop's rules, so the walk stops where it would.
-    if (!accept_token(s, index, id, limits, on_token)) return;
+    if (!accept_token(s, index, id, row_logits, limits, on_token)) return;
     if (replay && walk->n_commit >= replay_accepted) return;
     const int child = find_child(nodes, node, id);
     if (child < 0) return;  // `id` is fed next step, as the root of the next tree

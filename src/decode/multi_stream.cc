@@ -113,6 +113,9 @@ void validate_request_shape(const Engine& engine, const MultiStreamRequest& req)
   check(!req.prompt.empty(), "prompt", "is empty; it needs at least one token (usually BOS)");
   check_tokens(req.prompt, n_vocab, "prompt");
   check(req.limits.n_predict >= 0, "n_predict", "must be >= 0, got {}", req.limits.n_predict);
+  check(req.limits.top_logprobs >= -1 && req.limits.top_logprobs <= kMaxTopLogprobs, "logprobs",
+        "must be -1 (off) or 0..{} alternatives, got {}", kMaxTopLogprobs,
+        req.limits.top_logprobs);
 
   const int64_t n_prompt = static_cast<int64_t>(req.prompt.size());
   for (int i = 0; i < k; ++i) {
@@ -186,6 +189,7 @@ MultiStreamResult run_streams(Engine& engine, const MultiStreamRequest& req,
   const OnStreamToken report = [&](int i, int32_t id) {
     StreamOutcome& out = result.streams[i];
     out.tokens.push_back(id);
+    if (req.limits.top_logprobs >= 0 && req.on_logprobs) req.on_logprobs(i, states[i].logprobs);
     out.last_token_seconds = now_seconds() - t0;
     if (out.tokens.size() == 1) out.first_token_seconds = out.last_token_seconds;
     return on_token(i, id);

@@ -45,6 +45,9 @@ struct MultiStreamRequest {
   // the end-of-generation tokens. Stop strings are text, not tokens: the
   // public API applies them (src/api/stop_matcher.h) through on_token.
   DecodeLimits limits;
+  // With limits.top_logprobs >= 0: each reported token's log-probabilities,
+  // right before on_token sees the token (run_streams).
+  std::function<void(int stream_index, const TokenLogprobs&)> on_logprobs;
 };
 
 struct StreamOutcome {

@@ -13,6 +13,7 @@
 
 #include "decode/generate.h"
 #include "decode/sampler.h"
+#include "decode/token_logprobs.h"
 #include "model/tokenizer.h"
 
 namespace chorus {
@@ -29,6 +30,9 @@ struct StreamState {
   int n_generated = 0;            // tokens reported through the callback
   bool done = false;
   StopReason stop_reason = StopReason::kLength;
+  // With DecodeLimits::top_logprobs >= 0: the last accepted token's
+  // log-probabilities, filled before the token is reported.
+  TokenLogprobs logprobs;
 };
 
 struct DecodeLimits {
@@ -37,6 +41,10 @@ struct DecodeLimits {
   // Its end-of-generation tokens (Tokenizer::is_eog) end a stream unless
   // ignore_eos; null: no token does.
   const Tokenizer* tokenizer = nullptr;
+  // >= 0: every accepted token's log-probability and this many most likely
+  // alternatives land in StreamState::logprobs (token_logprobs.h); -1: off,
+  // and the accept path computes nothing and allocates nothing.
+  int top_logprobs = -1;
 };
 
 // Called once per accepted token of a stream (index into the span given to

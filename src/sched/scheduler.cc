@@ -458,7 +458,9 @@ void Scheduler::process_logits(std::span<const float> logits) {
     if (a.phase[i] == Active::Phase::kDecode) {
       ++s.pos;
       const int32_t id = s.sampler->sample(row_logits, s.history);
-      if (!accept_token(s, i, id, work.limits, a.report)) a.phase[i] = Active::Phase::kDone;
+      if (!accept_token(s, i, id, row_logits, work.limits, a.report)) {
+        a.phase[i] = Active::Phase::kDone;
+      }
       continue;
     }
     ++a.fed[i];

@@ -195,7 +195,8 @@ std::string OpenAiServer::new_id(Endpoint endpoint) {
   return fmt::format("{}-{:016x}", endpoint == Endpoint::kChat ? "chatcmpl" : "cmpl", rng());
 }
 
-Result OpenAiServer::run(const Request& request, const TokenCallback& on_token) {
+Result OpenAiServer::run(const Request& request, const TokenCallback& on_token,
+                         const LogprobCallback& on_logprob) {
   metrics_.enter_queue();
   std::unique_lock<std::mutex> lock(runtime_mutex_);
   metrics_.start_running();
@@ -203,7 +204,7 @@ Result OpenAiServer::run(const Request& request, const TokenCallback& on_token) 
     Metrics& m;
     ~Done() { m.stop_running(); }
   } done{metrics_};
-  Result r = rt_.generate(request, on_token);
+  Result r = rt_.generate(request, on_token, on_logprob);
   metrics_.count_result(r);
   return r;
 }
@@ -248,18 +249,32 @@ void OpenAiServer::stream(OpenAiRequest req_in, ResponseHead head, httplib::Resp
           for (size_t i = 0; i < req->request.streams.size(); ++i)
             sse.send(dump(role_chunk(*req, head, static_cast<int>(i))));
         }
+        const size_t k = req->request.streams.size();
+        if (req->echo) {
+          for (size_t i = 0; i < k; ++i)
+            sse.send(dump(piece_chunk(*req, head, static_cast<int>(i), req->request.prompt)));
+        }
+        // Log-probabilities of the tokens not yet carried by a piece.
+        std::vector<std::vector<GeneratedLogprob>> pending(k);
+        std::vector<int64_t> offset(k, first_text_offset(*req));
         Result r;
         try {
-          r = run(req->request, [&](int i, int32_t, std::string_view piece) {
-            if (!piece.empty()) sse.send(dump(piece_chunk(*req, head, i, piece)));
-            return sse.open() && !stopping_.load();
-          });
+          r = run(
+              req->request,
+              [&](int i, int32_t, std::string_view piece) {
+                if (!piece.empty()) {
+                  sse.send(dump(piece_chunk(*req, head, i, piece, pending[i], &offset[i])));
+                  pending[i].clear();
+                }
+                return sse.open() && !stopping_.load();
+              },
+              [&](int i, const GeneratedLogprob& g) { pending[i].push_back(g); });
         } catch (const Error& e) {
           sse.send(dump(error_json(e.what(), "invalid_request_error", "")));
           sse.done();
           return false;
         }
-        sse.send(dump(finish_chunk(*req, head, r)));
+        sse.send(dump(finish_chunk(*req, head, r, &pending, &offset)));
         if (req->include_usage) sse.send(dump(usage_chunk(*req, head, r)));
         sse.done();
         return true;

@@ -41,7 +41,8 @@ class OpenAiServer {
  private:
   void generate(const httplib::Request& http, httplib::Response& res, Endpoint endpoint);
   void stream(OpenAiRequest req, ResponseHead head, httplib::Response& res);
-  Result run(const Request& request, const TokenCallback& on_token);
+  Result run(const Request& request, const TokenCallback& on_token,
+             const LogprobCallback& on_logprob = {});
   void tokenize(const httplib::Request& http, httplib::Response& res) const;
   void detokenize(const httplib::Request& http, httplib::Response& res) const;
   nlohmann::json models() const;

@@ -18,6 +18,8 @@ namespace {
 using nlohmann::json;
 
 constexpr int kMaxStopStrings = 4;
+constexpr int kMaxChatTopLogprobs = 20;       // OpenAI's limits
+constexpr int kMaxCompletionLogprobs = 5;
 
 // A field that is present and not null.
 const json* field(const json& body, const char* name) {
@@ -88,16 +90,15 @@ void refuse_unsupported(const json& body, Endpoint endpoint) {
       refuse("response_format", "no JSON mode or schemas; only {\"type\": \"text\"}");
   }
   if (non_empty("logit_bias")) refuse("logit_bias", "no logit biases");
-  if (const json* v = field(body, "logprobs")) {
-    // Completions take a count here, where even 0 asks for the sampled token's.
-    if (!(v->is_boolean() && !v->get<bool>()))
-      refuse("logprobs", "log probabilities are not returned");
+  if (endpoint == Endpoint::kChat) {
+    if (const json* v = field(body, "echo"); v != nullptr && !(v->is_boolean() && !v->get<bool>()))
+      refuse("echo", "chat completions do not echo; /v1/completions takes 'echo'");
+  } else if (const json* v = field(body, "top_logprobs");
+             v != nullptr && !(v->is_number() && v->get<double>() == 0)) {
+    bad_request("top_logprobs",
+                "'top_logprobs' is a chat completions field; /v1/completions takes the number "
+                "of alternatives in 'logprobs'");
   }
-  if (field(body, "top_logprobs") != nullptr && !(field(body, "top_logprobs")->is_number() &&
-                                                  field(body, "top_logprobs")->get<double>() == 0))
-    refuse("top_logprobs", "log probabilities are not returned");
-  if (const json* v = field(body, "echo"); v != nullptr && !(v->is_boolean() && !v->get<bool>()))
-    refuse("echo", "the prompt is not echoed");
   if (const json* v = field(body, "suffix");
       v != nullptr && !(v->is_string() && v->get<std::string>().empty()))
     refuse("suffix", "no insertion after a suffix");
@@ -223,6 +224,35 @@ std::vector<std::string> parse_stop(const json& body) {
   return stops;
 }
 
+// Chat: "logprobs": true and "top_logprobs": 0..20 alternatives.
+// Completions: "logprobs": 0..5 alternatives (null: off) and "echo".
+void parse_logprobs(const json& body, Endpoint endpoint, OpenAiRequest& out) {
+  if (endpoint == Endpoint::kChat) {
+    const bool on = bool_field(body, "logprobs", false);
+    const int64_t top = int_field(body, "top_logprobs", 0, kMaxChatTopLogprobs, 0);
+    if (!on && top > 0)
+      bad_request("top_logprobs", "'top_logprobs' needs \"logprobs\": true");
+    out.request.logprobs = on ? static_cast<int>(top) : -1;
+    return;
+  }
+  const json* v = field(body, "logprobs");
+  if (v != nullptr && v->is_boolean()) {
+    // false is the neutral value some clients send; true names no count.
+    if (v->get<bool>())
+      bad_request("logprobs",
+                  fmt::format("'logprobs' must be an integer (0..{} alternatives) in completions",
+                              kMaxCompletionLogprobs));
+  } else {
+    out.request.logprobs =
+        static_cast<int>(int_field(body, "logprobs", 0, kMaxCompletionLogprobs, -1));
+  }
+  out.echo = bool_field(body, "echo", false);
+  if (out.echo && out.request.logprobs >= 0)
+    bad_request("echo",
+                "'echo' with 'logprobs' is not supported by chorus (the prompt tokens' "
+                "log-probabilities are not computed); drop one of them");
+}
+
 }  // namespace
 
 OpenAiRequest parse_openai_request(std::string_view text, Endpoint endpoint,
@@ -285,6 +315,7 @@ OpenAiRequest parse_openai_request(std::string_view text, Endpoint endpoint,
   }
   r.ignore_eos = bool_field(body, "ignore_eos", false);
   r.stop = parse_stop(body);
+  parse_logprobs(body, endpoint, out);
 
   for (int i = 0; i < n; ++i) {
     StreamOptions so = per_choice.empty() ? StreamOptions{} : per_choice[i];

@@ -1,7 +1,7 @@
 // OpenAI request mapping: a JSON body of /v1/completions or
 // /v1/chat/completions to a chorus::Request, every field checked. Fields
 // OpenAI defines that chorus does not implement and that would change the
-// answer (tools, response_format, logit_bias, logprobs, ...) are refused
+// answer (tools, response_format, logit_bias, ...) are refused
 // with a 400 naming them instead of being ignored. Errors are ApiError.
 #pragma once
 
@@ -38,6 +38,9 @@ struct OpenAiRequest {
   Request request;
   std::optional<int64_t> max_tokens;
   std::string max_tokens_field = "max_tokens";  // or max_completion_tokens
+  // Completions: the prompt's text comes before the completion's. The
+  // logprobs asked for are request.logprobs (-1: none).
+  bool echo = false;
 };
 
 // Parses and checks a body; for chat, `request.prompt` is left empty.

@@ -103,7 +103,7 @@ TEST(OpenAiRequest, FieldsThatWouldChangeTheAnswerAreRefusedByName) {
   for (const char* f :
        {R"("tools": [{"type": "function"}])", R"("tool_choice": "auto")", R"("functions": [{}])",
         R"("response_format": {"type": "json_object"})", R"("logit_bias": {"5": 1})",
-        R"("logprobs": true)", R"("top_logprobs": 2)", R"("echo": true)", R"("suffix": "end")",
+        R"("suffix": "end")",
         R"("best_of": 3)", R"("presence_penalty": 0.5)", R"("frequency_penalty": 1)"}) {
     const std::string body = std::string(R"({"prompt": "x", )") + f + "}";
     const std::string name = std::string(f).substr(1, std::string(f).find('"', 1) - 1);
@@ -117,6 +117,45 @@ TEST(OpenAiRequest, FieldsThatWouldChangeTheAnswerAreRefusedByName) {
                         "presence_penalty": 0, "frequency_penalty": 0, "best_of": 1, "logit_bias": {},
                         "response_format": {"type": "text"}, "suffix": ""})"),
       "(accepted)");
+}
+
+// Chat: logprobs true + top_logprobs 0..20; completions: logprobs 0..5 and
+// echo, not both.
+TEST(OpenAiRequest, Logprobs) {
+  const Endpoint chat = Endpoint::kChat;
+  const std::string msgs = R"("messages": [{"role": "user", "content": "hi"}])";
+  EXPECT_EQ(parse("{" + msgs + "}", chat).request.logprobs, -1);
+  EXPECT_EQ(parse("{" + msgs + R"(, "logprobs": true})", chat).request.logprobs, 0);
+  EXPECT_EQ(parse("{" + msgs + R"(, "logprobs": true, "top_logprobs": 20})", chat).request.logprobs,
+            20);
+  EXPECT_EQ(parse("{" + msgs + R"(, "logprobs": false, "top_logprobs": 0})", chat).request.logprobs,
+            -1);
+  EXPECT_EQ(refusal("{" + msgs + R"(, "logprobs": true, "top_logprobs": 21})", chat),
+            "400 top_logprobs: 'top_logprobs' must be in [0, 20], got 21");
+  EXPECT_EQ(refusal("{" + msgs + R"(, "logprobs": true, "top_logprobs": -1})", chat),
+            "400 top_logprobs: 'top_logprobs' must be in [0, 20], got -1");
+  EXPECT_EQ(refusal("{" + msgs + R"(, "top_logprobs": 3})", chat),
+            "400 top_logprobs: 'top_logprobs' needs \"logprobs\": true");
+  EXPECT_EQ(refusal("{" + msgs + R"(, "logprobs": 2})", chat),
+            "400 logprobs: 'logprobs' must be a boolean");
+  EXPECT_THAT(refusal("{" + msgs + R"(, "echo": true})", chat),
+              HasSubstr("400 echo: 'echo' is not supported by chorus (chat completions do not"));
+
+  EXPECT_EQ(parse(R"({"prompt": "x"})").request.logprobs, -1);
+  EXPECT_EQ(parse(R"({"prompt": "x", "logprobs": 0})").request.logprobs, 0);
+  EXPECT_EQ(parse(R"({"prompt": "x", "logprobs": 5})").request.logprobs, 5);
+  EXPECT_EQ(parse(R"({"prompt": "x", "logprobs": false})").request.logprobs, -1);
+  EXPECT_EQ(refusal(R"({"prompt": "x", "logprobs": 6})"),
+            "400 logprobs: 'logprobs' must be in [0, 5], got 6");
+  EXPECT_EQ(refusal(R"({"prompt": "x", "logprobs": true})"),
+            "400 logprobs: 'logprobs' must be an integer (0..5 alternatives) in completions");
+  EXPECT_THAT(refusal(R"({"prompt": "x", "top_logprobs": 2})"),
+              HasSubstr("400 top_logprobs: 'top_logprobs' is a chat completions field"));
+  EXPECT_TRUE(parse(R"({"prompt": "x", "echo": true})").echo);
+  EXPECT_FALSE(parse(R"({"prompt": "x"})").echo);
+  EXPECT_EQ(refusal(R"({"prompt": "x", "echo": true, "logprobs": 1})"),
+            "400 echo: 'echo' with 'logprobs' is not supported by chorus (the prompt tokens' "
+            "log-probabilities are not computed); drop one of them");
 }
 
 TEST(OpenAiRequest, RoomInTheContext) {

@@ -29,7 +29,62 @@ json chunk_choice(const OpenAiRequest& req, int index, const json& delta_or_text
   return c;
 }
 
+json bytes_json(const std::string& b) {
+  json a = json::array();
+  for (unsigned char c : b) a.push_back(static_cast<int>(c));
+  return a;
+}
+
+// Chat: {"content": [{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}]}.
+json chat_logprobs_json(std::span<const GeneratedLogprob> logprobs) {
+  json content = json::array();
+  for (const GeneratedLogprob& g : logprobs) {
+    json top = json::array();
+    for (const TokenLogprob& t : g.top) {
+      top.push_back({{"token", t.bytes}, {"logprob", t.logprob}, {"bytes", bytes_json(t.bytes)}});
+    }
+    content.push_back({{"token", g.bytes},
+                       {"logprob", g.logprob},
+                       {"bytes", bytes_json(g.bytes)},
+                       {"top_logprobs", std::move(top)}});
+  }
+  return {{"content", std::move(content)}};
+}
+
+// Completions: {tokens, token_logprobs, top_logprobs: [{token: logprob}],
+// text_offset}; offsets count bytes of the tokens' text from *offset on.
+json completion_logprobs_json(std::span<const GeneratedLogprob> logprobs, int64_t* offset) {
+  json tokens = json::array(), values = json::array(), tops = json::array(),
+       offsets = json::array();
+  for (const GeneratedLogprob& g : logprobs) {
+    tokens.push_back(g.bytes);
+    values.push_back(g.logprob);
+    json top = json::object();
+    for (const TokenLogprob& t : g.top) {
+      // json keys must be valid UTF-8 when dumped; dump() replaces bad bytes.
+      top[t.bytes] = t.logprob;
+    }
+    tops.push_back(std::move(top));
+    offsets.push_back(*offset);
+    *offset += static_cast<int64_t>(g.bytes.size());
+  }
+  return {{"tokens", std::move(tokens)},
+          {"token_logprobs", std::move(values)},
+          {"top_logprobs", std::move(tops)},
+          {"text_offset", std::move(offsets)}};
+}
+
+json logprobs_json(const OpenAiRequest& req, std::span<const GeneratedLogprob> logprobs,
+                   int64_t* offset) {
+  if (req.request.logprobs < 0) return nullptr;
+  return is_chat(req) ? chat_logprobs_json(logprobs) : completion_logprobs_json(logprobs, offset);
+}
+
 }  // namespace
+
+int64_t first_text_offset(const OpenAiRequest& req) {
+  return req.echo ? static_cast<int64_t>(req.request.prompt.size()) : 0;
+}
 
 const char* finish_reason(FinishReason f) {
   switch (f) {
@@ -59,13 +114,13 @@ json completion_json(const OpenAiRequest& req, const ResponseHead& head, const R
   for (size_t i = 0; i < r.streams.size(); ++i) {
     const StreamResult& s = r.streams[i];
     json c = {{"index", i}, {"finish_reason", finish_reason(s.finish)}};
+    int64_t offset = first_text_offset(req);
     if (is_chat(req)) {
       c["message"] = {{"role", "assistant"}, {"content", s.text}};
-      c["logprobs"] = nullptr;
     } else {
-      c["text"] = s.text;
-      c["logprobs"] = nullptr;
+      c["text"] = req.echo ? req.request.prompt + s.text : s.text;
     }
+    c["logprobs"] = logprobs_json(req, s.logprobs, &offset);
     if (!s.adapter.empty()) c["adapter"] = s.adapter;
     choices.push_back(std::move(c));
   }
@@ -82,21 +137,32 @@ json role_chunk(const OpenAiRequest& req, const ResponseHead& head, int index) {
 }
 
 json piece_chunk(const OpenAiRequest& req, const ResponseHead& head, int index,
-                 std::string_view piece) {
+                 std::string_view piece, std::span<const GeneratedLogprob> logprobs,
+                 int64_t* text_offset) {
   json j = envelope(req, head, true);
   const std::string text(piece);
-  j["choices"] = json::array(
-      {chunk_choice(req, index, is_chat(req) ? json{{"content", text}} : json(text), nullptr)});
+  json c = chunk_choice(req, index, is_chat(req) ? json{{"content", text}} : json(text), nullptr);
+  int64_t unused = 0;
+  if (req.request.logprobs >= 0)
+    c["logprobs"] = logprobs_json(req, logprobs, text_offset != nullptr ? text_offset : &unused);
+  j["choices"] = json::array({std::move(c)});
   return j;
 }
 
-json finish_chunk(const OpenAiRequest& req, const ResponseHead& head, const Result& r) {
+json finish_chunk(const OpenAiRequest& req, const ResponseHead& head, const Result& r,
+                  const std::vector<std::vector<GeneratedLogprob>>* leftover,
+                  std::vector<int64_t>* text_offset) {
   json j = envelope(req, head, true);
   json choices = json::array();
   for (size_t i = 0; i < r.streams.size(); ++i) {
-    choices.push_back(chunk_choice(req, static_cast<int>(i),
-                                   is_chat(req) ? json::object() : json(""),
-                                   finish_reason(r.streams[i].finish)));
+    json c = chunk_choice(req, static_cast<int>(i), is_chat(req) ? json::object() : json(""),
+                          finish_reason(r.streams[i].finish));
+    if (req.request.logprobs >= 0 && leftover != nullptr && !(*leftover)[i].empty()) {
+      int64_t unused = 0;
+      c["logprobs"] = logprobs_json(req, (*leftover)[i],
+                                    text_offset != nullptr ? &(*text_offset)[i] : &unused);
+    }
+    choices.push_back(std::move(c));
   }
   j["choices"] = std::move(choices);
   // Without include_usage the usage rides on this chunk (as before OpenAI

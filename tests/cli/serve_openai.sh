@@ -89,8 +89,8 @@ status=$(post /health '{}')
 
 # --- Fields that would change the answer: a 400 naming them. ---
 for f in '"tools":[{"type":"function","function":{"name":"f"}}]' '"tool_choice":"required"' '"functions":[{"name":"f"}]' \
-         '"response_format":{"type":"json_object"}' '"logit_bias":{"5":10}' '"logprobs":true' '"top_logprobs":3' \
-         '"echo":true' '"suffix":"x"' '"best_of":2' '"presence_penalty":0.5' '"frequency_penalty":0.5'; do
+         '"response_format":{"type":"json_object"}' '"logit_bias":{"5":10}' \
+         '"suffix":"x"' '"best_of":2' '"presence_penalty":0.5' '"frequency_penalty":0.5'; do
   name=$(sed 's/^"\([a-z_]*\)".*/\1/' <<<"$f")
   status=$(post /v1/completions "{\"prompt\":\"x\",$f}")
   [[ $status == 400 && $(py "j['error']['param'], ('\\'$name\\' is not supported' in j['error']['message'])") == "('$name', True)" ]] &&
