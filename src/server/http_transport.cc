@@ -1,11 +1,39 @@
 // See http_transport.h.
 #include "server/http_transport.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "util/error.h"
 
 namespace chorus::server {
+namespace {
+
+// Debian 12's cpp-httplib (0.11, a compiled library, so its
+// CPPHTTPLIB_LISTEN_BACKLOG cannot be changed here) listens with a backlog
+// of 5: a burst of new connections while the accept loop waits for a core
+// overflows it and the kernel drops them. Calling listen() again on the
+// bound socket sets a larger backlog; the socket is found as the listening
+// TCP socket of this process bound to `port`.
+void widen_backlog(int port) {
+  for (int fd = 0; fd < 4096; ++fd) {
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || listening == 0) continue;
+    sockaddr_storage addr{};
+    socklen_t alen = sizeof addr;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
+    int bound = -1;
+    if (addr.ss_family == AF_INET) bound = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    if (addr.ss_family == AF_INET6) bound = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+    if (bound == port) ::listen(fd, SOMAXCONN);
+  }
+}
+
+}  // namespace
 
 void configure_transport(httplib::Server& svr, const HttpOptions& o) {
   check(o.threads >= 1 && o.threads <= 4096, "--threads-http", "must be 1..4096, got {}",
@@ -35,10 +63,12 @@ int bind_listener(httplib::Server& svr, const HttpOptions& o) {
   if (o.port == 0) {
     const int port = svr.bind_to_any_port(o.host);
     check(port > 0, o.host, "cannot listen (bind to a free port failed)");
+    widen_backlog(port);
     return port;
   }
   check(svr.bind_to_port(o.host, o.port), fmt::format("{}:{}", o.host, o.port),
         "cannot listen (address in use or not available)");
+  widen_backlog(o.port);
   return o.port;
 }
 
