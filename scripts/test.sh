@@ -16,6 +16,9 @@ if [[ "${1:-}" == "--tsan" ]]; then
   bash scripts/deps.sh
   launcher=()
   command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  # Paths under the checkout are hashed relative to it, so another clone of
+  # the same tree (a CI checkout) reuses the compiler cache.
+  export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCHORUS_SANITIZE=thread "${launcher[@]}" >/dev/null
   cmake --build build-tsan -j"$(nproc)" --target chorus_sched_test
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1

@@ -48,6 +48,9 @@ qemu=$(command -v qemu-aarch64 || command -v qemu-aarch64-static)
 step "configuring $dir (cmake/aarch64-linux-gnu.cmake, CHORUS_KERNELS_ONLY=ON)"
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+# Paths under the checkout are hashed relative to it, so another clone of
+# the same tree (a CI checkout) reuses the compiler cache.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/aarch64-linux-gnu.cmake" -DCHORUS_KERNELS_ONLY=ON \
   "${launcher[@]}" >/dev/null
