@@ -24,26 +24,14 @@ namespace {
 
 using namespace ds2d_testing;
 
-class Ds2d : public ::testing::Test {
+class Ds2d : public StoriesSuite {
  protected:
-  static void SetUpTestSuite() {
-    model_ = load_stories().release();
-    forecast_ = new ForecastEmbeddings(stories_forecasts(*model_));
-  }
-  static void TearDownTestSuite() {
-    delete forecast_;
-    delete model_;
-  }
 
   DecodeLoop ds2d(Ds2dOptions o, Ds2dStats* stats = nullptr) const {
     return ds2d_decode_loop(o, {forecast_}, stats);
   }
 
-  static Model* model_;
-  static ForecastEmbeddings* forecast_;
 };
-Model* Ds2d::model_ = nullptr;
-ForecastEmbeddings* Ds2d::forecast_ = nullptr;
 
 TEST_F(Ds2d, GreedyFromBosMatchesTheReferenceIds) {
   Engine engine(*model_, engine_options());

@@ -153,4 +153,22 @@ inline std::vector<std::pair<std::string, Ds2dOptions>> shapes() {
   return out;
 }
 
+// A suite whose tests share stories260K and its forecasts, loaded once per
+// suite (gtest runs suites one after another).
+class StoriesSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    model_ = load_stories().release();
+    forecast_ = new ForecastEmbeddings(stories_forecasts(*model_));
+  }
+  static void TearDownTestSuite() {
+    delete forecast_;
+    delete model_;
+    forecast_ = nullptr;
+    model_ = nullptr;
+  }
+  static inline Model* model_ = nullptr;
+  static inline ForecastEmbeddings* forecast_ = nullptr;
+};
+
 }  // namespace chorus::ds2d_testing

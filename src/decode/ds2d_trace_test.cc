@@ -59,16 +59,8 @@ TEST(AcceptanceTrace, BadFilesAreErrorsNamingTheLine) {
   EXPECT_NE(error_of([&] { read_trace(path); }).find("cannot read"), std::string::npos);
 }
 
-class Ds2dReplay : public ::testing::Test {
+class Ds2dReplay : public StoriesSuite {
  protected:
-  static void SetUpTestSuite() {
-    model_ = load_stories().release();
-    forecast_ = new ForecastEmbeddings(stories_forecasts(*model_));
-  }
-  static void TearDownTestSuite() {
-    delete forecast_;
-    delete model_;
-  }
   // Replays `trace` over one greedy request; returns what the walks accepted.
   AcceptanceTrace replay(AcceptanceTrace trace, Ds2dStats* stats) const {
     Engine engine(*model_, engine_options());
@@ -82,11 +74,7 @@ class Ds2dReplay : public ::testing::Test {
     run(engine, req, ds2d_decode_loop(o, {forecast_}, stats));
     return got;
   }
-  static Model* model_;
-  static ForecastEmbeddings* forecast_;
 };
-Model* Ds2dReplay::model_ = nullptr;
-ForecastEmbeddings* Ds2dReplay::forecast_ = nullptr;
 
 TEST_F(Ds2dReplay, NothingAcceptedMeansOneTokenPerTree) {
   AcceptanceTrace zeros;
