@@ -167,7 +167,7 @@ struct Generating {
 
 extern "C" {
 
-const char* chorus_version(void) { return "0.1.0"; }
+const char* chorus_version(void) { return CHORUS_VERSION; }  // the CMake project version
 
 void chorus_runtime_options_init(chorus_runtime_options* o) {
   if (o == nullptr) return;
